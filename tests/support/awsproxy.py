@@ -1,0 +1,184 @@
+"""A loopback HTTP proxy in front of moto's server that counts and can break requests.
+
+Requests are counted by (service, operation) and by SigV4 region, each with its start
+and end time, so tests can assert how many calls a Mount made and that they overlapped.
+Faults are chosen per SigV4 region (and optionally per operation).
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do instead of forwarding: an HTTP error body, a reset, or a delay first."""
+
+    status: int = 500
+    code: str = "InternalFailure"
+    message: str = "injected fault"
+    reset: bool = False
+    delay: float = 0.0
+    forward_after_delay: bool = False
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str
+    region: str
+    start: float
+    end: float
+    status: int
+
+
+@dataclass
+class ProxyState:
+    upstream: tuple[str, int]
+    delay: float = 0.0
+    calls: list[Call] = field(default_factory=list)
+    # (region, operation or "*") -> fault
+    faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, operation: str | None = None, service: str | None = None) -> int:
+        with self.lock:
+            return sum(
+                1
+                for c in self.calls
+                if (operation is None or c.operation == operation) and (service is None or c.service == service)
+            )
+
+    def operations(self) -> Counter[str]:
+        with self.lock:
+            return Counter(c.operation for c in self.calls)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.faults.clear()
+            self.in_flight = 0
+            self.max_in_flight = 0
+            self.delay = 0.0
+
+
+def _operation(headers: dict[str, str], body: bytes) -> str:
+    target = headers.get("x-amz-target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    fields = parse_qs(body.decode("utf-8", "replace"))
+    action = fields.get("Action")
+    return action[0] if action else "unknown"
+
+
+def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_POST(self) -> None:
+            self._proxy()
+
+        def do_GET(self) -> None:
+            self._proxy()
+
+        def _proxy(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            scope = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
+            region, service = (scope.group(1), scope.group(2)) if scope else ("", "")
+            operation = _operation(headers, body)
+            start = time.monotonic()
+            with state.lock:
+                state.in_flight += 1
+                state.max_in_flight = max(state.max_in_flight, state.in_flight)
+                fault = state.faults.get((region, operation)) or state.faults.get((region, "*"))
+                delay = state.delay
+            status = 0
+            try:
+                if delay:
+                    time.sleep(delay)
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                if fault is not None and not fault.forward_after_delay:
+                    status = self._fault(fault)
+                else:
+                    status = self._forward(body)
+            finally:
+                with state.lock:
+                    state.in_flight -= 1
+                    state.calls.append(Call(service, operation, region, start, time.monotonic(), status))
+
+        def _fault(self, fault: Fault) -> int:
+            if fault.reset:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return 0
+            payload = (
+                '{"__type":"%s","message":"%s"}' % (fault.code, fault.message)  # noqa: UP031
+            ).encode()
+            self.send_response(fault.status)
+            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("x-amzn-ErrorType", fault.code)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return fault.status
+
+        def _forward(self, body: bytes) -> int:
+            conn = http.client.HTTPConnection(*state.upstream, timeout=30)
+            try:
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in {"connection"}}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in {"content-length", "connection", "transfer-encoding", "server", "date"}:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return response.status
+            finally:
+                conn.close()
+
+    return Handler
+
+
+class AwsProxy:
+    """Start with `start()`, stop with `stop()`; `url` is what AWS_ENDPOINT_URL should be."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.state = ProxyState(upstream=upstream)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> AwsProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
