@@ -20,6 +20,9 @@ lint: install
 test: install lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+proto: install
+	$(BIN)/python protos/generate.py provider_aws/_proto
+
 demo: install
 	$(BIN)/python -m provider_aws.demo
 

@@ -1,0 +1,154 @@
+"""Test helpers around the provider socket: run a server, and call it with clients other than grpclib.
+
+- `running_provider(settings, handler)`: `run_server` in a task, ready on entry, stopped on exit.
+- `GrpcioProviderClient`: a grpcio (C-core) client built from the committed FileDescriptorSet, so no
+  generated grpcio code is needed. It is synchronous: call it through `asyncio.to_thread` when the server
+  runs on the test's own event loop.
+- `grpcurl(socket, *args)`: the grpcurl binary against the socket, using reflection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pool, message_factory
+
+from provider_aws.reflection import load_descriptor_set
+from provider_aws.server import run_server
+from provider_aws.service import MountHandler, MountObserver
+from provider_aws.settings import Settings
+
+__all__ = ["GrpcioProviderClient", "GrpcurlResult", "grpcurl", "running_provider", "short_socket_dir"]
+
+STARTUP_TIMEOUT = 10.0
+SHUTDOWN_TIMEOUT = 30.0
+GRPCURL_TIMEOUT = 60.0
+
+
+@contextmanager
+def short_socket_dir() -> Iterator[Path]:
+    """A fresh directory whose socket path stays under the 107-byte AF_UNIX limit."""
+    with tempfile.TemporaryDirectory(prefix="pa-", dir="/tmp") as name:
+        yield Path(name) / "sockets"
+
+
+@asynccontextmanager
+async def running_provider(
+    settings: Settings, handler: MountHandler, *, observer: MountObserver | None = None
+) -> AsyncIterator[asyncio.Event]:
+    """Serve `handler` on `settings.socket_path`; yields the stop event (set on exit)."""
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_server(settings, handler, ready=ready, stop=stop, observer=observer))
+    ready_wait = asyncio.create_task(ready.wait())
+    done, _ = await asyncio.wait({task, ready_wait}, timeout=STARTUP_TIMEOUT, return_when="FIRST_COMPLETED")
+    if ready_wait not in done:
+        ready_wait.cancel()
+        if task in done:
+            task.result()  # raises the startup error
+        task.cancel()
+        raise TimeoutError("the provider did not become ready")
+    try:
+        yield stop
+    finally:
+        stop.set()
+        async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+            await task
+
+
+class GrpcioProviderClient:
+    """`v1alpha1.CSIDriverProvider` over grpcio, dialling `unix:<path>` as the driver does."""
+
+    def __init__(self, socket_path: Path | str) -> None:
+        pool = descriptor_pool.DescriptorPool()
+        for file in load_descriptor_set().file:
+            pool.AddSerializedFile(file.SerializeToString())
+        self._types: dict[str, Any] = {
+            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"v1alpha1.{name}"))
+            for name in ("VersionRequest", "VersionResponse", "MountRequest", "MountResponse")
+        }
+        self._channel = grpc.insecure_channel(f"unix:{socket_path}")
+
+    def _call(self, method: str, request: Any, reply: str, timeout: float) -> Any:
+        call = self._channel.unary_unary(
+            f"/v1alpha1.CSIDriverProvider/{method}",
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=self._types[reply].FromString,
+        )
+        return call(request, timeout=timeout)
+
+    def version(self, *, timeout: float = 10.0) -> Any:
+        request = self._types["VersionRequest"](version="v1alpha1")
+        return self._call("Version", request, "VersionResponse", timeout)
+
+    def mount(
+        self,
+        *,
+        attributes: str,
+        secrets: str = "null",
+        target_path: str = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount",
+        permission: str = "420",
+        current: Iterable[tuple[str, str]] = (),
+        timeout: float = 10.0,
+    ) -> Any:
+        """A MountResponse; a failed call raises `grpc.RpcError` (see `.code()`, `.details()`)."""
+        request = self._types["MountRequest"](
+            attributes=attributes,
+            secrets=secrets,
+            target_path=target_path,
+            permission=permission,
+            current_object_version=[{"id": key, "version": value} for key, value in current],
+        )
+        return self._call("Mount", request, "MountResponse", timeout)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> GrpcioProviderClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class GrpcurlResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def grpcurl(
+    socket_path: Path | str, *command: str, options: Sequence[str] = ()
+) -> GrpcurlResult:
+    """Run `grpcurl -plaintext -unix OPTIONS SOCKET COMMAND...` (e.g. `list`, `describe X`, a method)."""
+    binary = Path(sys.executable).with_name("grpcurl")
+    process = await asyncio.create_subprocess_exec(
+        str(binary),
+        "-plaintext",
+        "-unix",
+        *options,
+        str(socket_path),
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(GRPCURL_TIMEOUT):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return GrpcurlResult(process.returncode, out.decode(), err.decode())
