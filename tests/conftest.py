@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.support.awsproxy import AwsProxy, ProxyState
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 TEST_ACCESS_KEY = "AKIDTESTTESTTEST"
 TEST_SECRET_KEY = "test-secret-access-key"

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -57,7 +58,8 @@ class ProxyState:
             return sum(
                 1
                 for c in self.calls
-                if (operation is None or c.operation == operation) and (service is None or c.service == service)
+                if (operation is None or c.operation == operation)
+                and (service is None or c.service == service)
             )
 
     def operations(self) -> Counter[str]:
@@ -85,6 +87,7 @@ def _operation(headers: dict[str, str], body: bytes) -> str:
 def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        _record: Callable[[int], None]
 
         def log_message(self, format: str, *args: object) -> None:
             return
@@ -108,23 +111,34 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
                 fault = state.faults.get((region, operation)) or state.faults.get((region, "*"))
                 delay = state.delay
-            status = 0
+            recorded = False
+
+            def record(status: int) -> None:
+                # Recorded before the answer is sent, so a client that has its answer sees the count.
+                nonlocal recorded
+                if recorded:
+                    return
+                recorded = True
+                with state.lock:
+                    state.in_flight -= 1
+                    state.calls.append(Call(service, operation, region, start, time.monotonic(), status))
+
+            self._record = record
             try:
                 if delay:
                     time.sleep(delay)
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
                 if fault is not None and not fault.forward_after_delay:
-                    status = self._fault(fault)
+                    self._fault(fault)
                 else:
-                    status = self._forward(body)
+                    self._forward(body)
             finally:
-                with state.lock:
-                    state.in_flight -= 1
-                    state.calls.append(Call(service, operation, region, start, time.monotonic(), status))
+                record(0)
 
         def _fault(self, fault: Fault) -> int:
             if fault.reset:
+                self._record(0)
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return 0
@@ -135,6 +149,7 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "application/x-amz-json-1.1")
             self.send_header("x-amzn-ErrorType", fault.code)
             self.send_header("Content-Length", str(len(payload)))
+            self._record(fault.status)
             self.end_headers()
             self.wfile.write(payload)
             return fault.status
@@ -148,9 +163,16 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 payload = response.read()
                 self.send_response(response.status)
                 for key, value in response.getheaders():
-                    if key.lower() not in {"content-length", "connection", "transfer-encoding", "server", "date"}:
+                    if key.lower() not in {
+                        "content-length",
+                        "connection",
+                        "transfer-encoding",
+                        "server",
+                        "date",
+                    }:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
+                self._record(response.status)
                 self.end_headers()
                 self.wfile.write(payload)
                 return response.status

@@ -1,0 +1,232 @@
+"""AWS clients reused across Mounts, one per (service, region, credentials), and the one place
+where an AWS call is made: bounded by a process-wide limit, counted, and its failure classified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from provider_aws.model import SecretText
+from provider_aws.settings import Settings
+
+__all__ = [
+    "AwsCallError",
+    "AwsClients",
+    "CallObserver",
+    "Credentials",
+    "RequestTally",
+    "current_tally",
+    "tally_requests",
+]
+
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+
+
+class Credentials(Protocol):
+    """What a client needs from an identity; `identity` names who it is (never a token)."""
+
+    @property
+    def access_key_id(self) -> str: ...
+    @property
+    def secret_access_key(self) -> SecretText: ...
+    @property
+    def session_token(self) -> SecretText | None: ...
+    @property
+    def identity(self) -> str: ...
+
+
+class CallObserver(Protocol):
+    def aws_call(self, service: str, operation: str, outcome: str) -> None: ...
+
+
+@dataclass
+class RequestTally:
+    """HTTP requests (retries included) sent to AWS within one Mount."""
+
+    count: int = 0
+
+
+_TALLY: contextvars.ContextVar[RequestTally | None] = contextvars.ContextVar("aws_tally", default=None)
+
+
+def current_tally() -> RequestTally | None:
+    return _TALLY.get()
+
+
+@asynccontextmanager
+async def tally_requests() -> AsyncIterator[RequestTally]:
+    """Count the AWS requests made by the code (and tasks it starts) inside the block."""
+    tally = RequestTally()
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
+
+
+def _count_send(**_: Any) -> None:
+    tally = _TALLY.get()
+    if tally is not None:
+        tally.count += 1
+
+
+class AwsCallError(Exception):
+    """A classified failure of one AWS call (after botocore's own bounded retries)."""
+
+    def __init__(self, service: str, operation: str, code: str, http_status: int | None, detail: str) -> None:
+        super().__init__(service, operation, code)
+        self.service = service
+        self.operation = operation
+        self.code = code
+        self.http_status = http_status
+        self.detail = detail
+
+    @property
+    def retriable(self) -> bool:
+        """Worth trying the failover region: a server-side or network failure, never a 4xx."""
+        return self.http_status is None or self.http_status >= 500
+
+    @property
+    def throttled(self) -> bool:
+        return self.code in _THROTTLING_CODES or self.http_status == 429
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.operation} failed: {self.code}"
+
+
+def classify(service: str, operation: str, error: Exception) -> AwsCallError:
+    if isinstance(error, ClientError):
+        info = error.response.get("Error", {})
+        meta = error.response.get("ResponseMetadata", {})
+        status = meta.get("HTTPStatusCode")
+        return AwsCallError(
+            service,
+            operation,
+            str(info.get("Code") or "Unknown"),
+            int(status) if status is not None else 0,
+            str(info.get("Message") or ""),
+        )
+    if isinstance(error, ConnectTimeoutError | ReadTimeoutError):
+        return AwsCallError(service, operation, "Timeout", None, "no answer in time")
+    if isinstance(error, EndpointConnectionError | ConnectionClosedError):
+        return AwsCallError(service, operation, "NetworkError", None, "could not reach the endpoint")
+    return AwsCallError(service, operation, type(error).__name__, None, "request failed")
+
+
+@dataclass
+class _Entry:
+    client: Any
+    leases: int = 0
+    retired: bool = False
+
+
+@dataclass
+class AwsClients:
+    """Bounded pool of open aiobotocore clients; evicted clients close once no call uses them."""
+
+    settings: Settings
+    session: AioSession
+    observer: CallObserver | None = None
+    max_clients: int = 512
+    _clients: OrderedDict[tuple[str, str, str, str], _Entry] = field(default_factory=OrderedDict)
+    _locks: dict[tuple[str, str, str, str], asyncio.Lock] = field(default_factory=dict)
+    _limit: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._limit = asyncio.Semaphore(max(1, self.settings.max_concurrency))
+        self._config = AioConfig(
+            retries={"mode": "standard", "total_max_attempts": max(1, self.settings.aws_max_attempts)},
+            connect_timeout=self.settings.aws_connect_timeout,
+            read_timeout=self.settings.aws_read_timeout,
+            max_pool_connections=max(1, self.settings.max_concurrency),
+        )
+
+    async def call(
+        self, service: str, region: str, credentials: Credentials, operation: str, **params: Any
+    ) -> dict[str, Any]:
+        """Run one AWS operation (e.g. "batch_get_secret_value"); raise AwsCallError on failure."""
+        async with self._lease(service, region, credentials) as client, self._limit:
+            method: Callable[..., Any] = getattr(client, operation)
+            try:
+                response: dict[str, Any] = await method(**params)
+            except (ClientError, BotoCoreError) as error:
+                failure = classify(service, operation, error)
+                self._observe(service, operation, failure.code)
+                raise failure from None
+            self._observe(service, operation, "success")
+            return response
+
+    def _observe(self, service: str, operation: str, outcome: str) -> None:
+        if self.observer is not None:
+            self.observer.aws_call(service, operation, outcome)
+
+    @asynccontextmanager
+    async def _lease(self, service: str, region: str, credentials: Credentials) -> AsyncIterator[Any]:
+        key = (service, region, credentials.identity, credentials.access_key_id)
+        entry = self._clients.get(key)
+        if entry is None:
+            lock = self._locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                entry = self._clients.get(key)
+                if entry is None:
+                    entry = _Entry(await self._open(service, region, credentials))
+                    self._clients[key] = entry
+                    await self._evict()
+            self._locks.pop(key, None)
+        if key in self._clients:
+            self._clients.move_to_end(key)
+        entry.leases += 1
+        try:
+            yield entry.client
+        finally:
+            entry.leases -= 1
+            if entry.retired and entry.leases == 0:
+                await entry.client.close()
+
+    async def _open(self, service: str, region: str, credentials: Credentials) -> Any:
+        token = credentials.session_token
+        creator = self.session.create_client(
+            service,
+            region_name=region,
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key.reveal(),
+            aws_session_token=token.reveal() if token is not None else None,
+            config=self._config,
+        )
+        client = await creator.__aenter__()
+        client.meta.events.register("before-send", _count_send)
+        return client
+
+    async def _evict(self) -> None:
+        while len(self._clients) > self.max_clients:
+            _, entry = self._clients.popitem(last=False)
+            entry.retired = True
+            if entry.leases == 0:
+                await entry.client.close()
+
+    async def close(self) -> None:
+        entries = list(self._clients.values())
+        self._clients.clear()
+        for entry in entries:
+            entry.retired = True
+            if entry.leases == 0:
+                await entry.client.close()
