@@ -50,7 +50,14 @@ _PROBE_TIMEOUT = 1.0
 # After the grace period, how long cancelled handlers get to unwind.
 _CLOSE_TIMEOUT = 5.0
 
+# sun_path holds 108 bytes on Linux, including the terminating NUL.
+_MAX_PATH_BYTES = 108
+
 _log = structlog.get_logger(__name__)
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
 
 
 class SocketError(ProviderError):
@@ -72,7 +79,7 @@ async def _has_listener(path: Path) -> bool:
     except TimeoutError:
         return True  # a listener whose backlog is full is still a listener
     except OSError as err:
-        raise SocketError(f"cannot check whether {path} is in use: {err.strerror}") from None
+        raise SocketError(f"cannot check whether {path} is in use: {_reason(err)}") from None
     writer.close()
     await writer.wait_closed()
     return True
@@ -86,7 +93,7 @@ def _existing_socket(path: Path) -> bool:
     except FileNotFoundError:
         return False
     except OSError as err:
-        raise SocketError(f"cannot prepare the socket directory {path.parent}: {err.strerror}") from None
+        raise SocketError(f"cannot prepare the socket directory {path.parent}: {_reason(err)}") from None
     if not stat.S_ISSOCK(info.st_mode):
         raise SocketInUseError(
             f"{path} exists and is not a socket; remove it or choose another --socket-dir"
@@ -113,18 +120,25 @@ async def prepare_socket_path(path: Path) -> None:
 def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
     """A bound (not yet listening) socket and the (device, inode) of its file."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound = False
     try:
         # No await in between: the process-wide umask is tightened only around bind().
         previous = os.umask(0o077)
         try:
             sock.bind(str(path))
+            bound = True
         finally:
             os.umask(previous)
         os.chmod(path, SOCKET_MODE)
         info = os.stat(path)
     except OSError as err:
         sock.close()
-        raise SocketError(f"cannot create the socket {path}: {err.strerror}") from None
+        if bound:
+            path.unlink(missing_ok=True)
+        hint = ""
+        if len(os.fsencode(path)) >= _MAX_PATH_BYTES:
+            hint = f"; socket paths must be under {_MAX_PATH_BYTES} bytes, choose a shorter --socket-dir"
+        raise SocketError(f"cannot create the socket {path}: {_reason(err)}{hint}") from None
     return sock, (info.st_dev, info.st_ino)
 
 

@@ -241,6 +241,7 @@ class ProviderService(CsiDriverProviderBase):
         try:
             async with timer:
                 result = await self._handler.mount(_to_input(request))
+            return _to_response(result)
         except ProviderError as err:
             raise GRPCError(err.status, err.message) from None
         except TimeoutError:
@@ -255,7 +256,6 @@ class ProviderService(CsiDriverProviderBase):
         except Exception:
             _log.exception("mount failed with an unexpected error")
             raise GRPCError(Status.INTERNAL, _INTERNAL_MESSAGE) from None
-        return _to_response(result)
 
     async def _finish(
         self,

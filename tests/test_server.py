@@ -21,7 +21,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from provider_aws import DISTRIBUTION
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from provider_aws.model import MountedFile, MountInput, MountResult, ObjectVersion, SecretBytes
-from provider_aws.server import SOCKET_MODE, SocketInUseError, run_server, serve_until_signal
+from provider_aws.server import SOCKET_MODE, SocketError, SocketInUseError, run_server, serve_until_signal
 from provider_aws.settings import Settings
 from tests.support.grpc_clients import grpcurl, running_provider, short_socket_dir
 
@@ -94,9 +94,17 @@ async def wait_until_gone(path: Path) -> None:
             await asyncio.sleep(0.01)
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @pytest.mark.asyncio
 async def test_socket_is_private_and_serves_version_mount_and_health(settings: Settings) -> None:
+    umask_before = current_umask()
     async with running_provider(settings, EchoHandler()):
+        assert current_umask() == umask_before  # tightened only around bind()
         info = os.lstat(settings.socket_path)
         assert stat.S_ISSOCK(info.st_mode)
         assert stat.S_IMODE(info.st_mode) == SOCKET_MODE
@@ -202,6 +210,17 @@ async def test_path_that_is_not_a_socket_is_refused_and_left_alone(settings: Set
         assert path.is_dir()
     else:
         assert path.is_symlink()
+
+
+@pytest.mark.asyncio
+async def test_socket_path_too_long_is_a_clear_error(settings: Settings) -> None:
+    deep = Settings(socket_dir=settings.socket_dir / ("d" * 120))
+    with pytest.raises(SocketError) as raised:
+        async with asyncio.timeout(WAIT):
+            await run_server(deep, EchoHandler())
+    assert str(deep.socket_path) in str(raised.value)
+    assert "shorter --socket-dir" in str(raised.value)
+    assert not isinstance(raised.value, SocketInUseError)
 
 
 @pytest.mark.asyncio
