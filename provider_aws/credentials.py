@@ -1,0 +1,269 @@
+"""AWS credentials for a Mount: Pod Identity, static credentials or IRSA, cached per identity.
+
+Order: `usePodIdentity` → the node's Pod Identity agent; else static credentials from the
+mount's `secrets`; else IRSA (the ServiceAccount's role, STS AssumeRoleWithWebIdentity).
+
+Credentials are kept per (namespace, ServiceAccount, role ARN or Pod Identity, region) —
+never per token, so a cache key can be logged — until `credential_refresh_margin` before they
+expire. Pods of one ServiceAccount share them: they hold the same identity. Two
+ServiceAccounts annotated with the same role are two identities, each exchanging its own
+token, because the role's trust policy decides per ServiceAccount.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections import Counter
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+
+from provider_aws.cache import CachingLoader, Clock
+from provider_aws.errors import AccessDeniedError, PreconditionError, UnavailableError
+from provider_aws.kube import KubeApi
+from provider_aws.model import MountPlan, PodInfo, SecretText
+from provider_aws.podidentity import PodIdentityAgent
+from provider_aws.settings import Settings
+
+__all__ = [
+    "IRSA_AUDIENCE",
+    "POD_IDENTITY_AUDIENCE",
+    "ROLE_ARN_ANNOTATION",
+    "AwsCredentials",
+    "IdentityProvider",
+    "IdentityStats",
+    "role_session_name",
+]
+
+IRSA_AUDIENCE = "sts.amazonaws.com"
+POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+TOKENS_ATTRIBUTE = "csi.storage.k8s.io/serviceAccount.tokens"
+
+_log = structlog.get_logger(__name__)
+_THROTTLING = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
+# STS RoleSessionName: 2 to 64 characters of [\w+=,.@-].
+_SESSION_NAME_MAX = 64
+_SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    access_key_id: str
+    secret_access_key: SecretText
+    session_token: SecretText | None
+    expiration: datetime | None
+    # Who this is, never a token: the key of every per-identity cache.
+    identity: str
+
+
+@dataclass(slots=True)
+class IdentityStats:
+    """Call counters for metrics; mutable on purpose, one instance per process."""
+
+    # Kubernetes GETs by resource: "serviceaccounts", "pods", "nodes".
+    kube_gets: Counter[str] = field(default_factory=Counter)
+    # STS AssumeRoleWithWebIdentity calls by region.
+    sts_calls: Counter[str] = field(default_factory=Counter)
+    # Requests to the Pod Identity agent by address family ("ipv4", "ipv6").
+    agent_calls: Counter[str] = field(default_factory=Counter)
+    credential_requests: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    role_arn: str | None
+
+
+def role_session_name(pod: PodInfo) -> str:
+    """`pod@namespace`, made to fit STS's alphabet and length (a hash keeps long names unique)."""
+    name = _SESSION_NAME_BAD.sub("-", f"{pod.name}@{pod.namespace}")
+    if len(name) > _SESSION_NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"{name[: _SESSION_NAME_MAX - 9]}-{digest}"
+    return name if len(name) >= 2 else f"csi-{name}"
+
+
+def _require_token(plan: MountPlan, audience: str) -> SecretText:
+    fix = (
+        f'add {{"audience": "{audience}"}} to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io'
+    )
+    if plan.tokens is None:
+        raise PreconditionError(f"the mount request has no {TOKENS_ATTRIBUTE} attribute: {fix}")
+    token = plan.token_for(audience)
+    if token is None:
+        raise PreconditionError(f"{TOKENS_ATTRIBUTE} holds no token for audience {audience}: {fix}")
+    return token
+
+
+def _ttl(expiration: datetime | None, margin: float) -> float:
+    if expiration is None:
+        return 0.0
+    return (expiration - datetime.now(UTC)).total_seconds() - margin
+
+
+def _redact(text: str, token: SecretText) -> str:
+    secret = token.reveal()
+    return text.replace(secret, "<redacted>") if secret else text
+
+
+class IdentityProvider:
+    def __init__(
+        self,
+        settings: Settings,
+        session: AioSession,
+        kube: KubeApi,
+        *,
+        stats: IdentityStats | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._session = session
+        self._kube = kube
+        self.stats = stats if stats is not None else IdentityStats()
+        size = settings.credential_cache_size
+        self._credentials: CachingLoader[tuple[str, str], AwsCredentials] = CachingLoader(size, clock)
+        self._accounts: CachingLoader[tuple[str, str], _Account] = CachingLoader(size, clock)
+        self._agent = PodIdentityAgent(settings, self.stats.agent_calls)
+        self._sts_clients: dict[str, Any] = {}
+        self._sts_lock = asyncio.Lock()
+        self._exit = AsyncExitStack()
+
+    async def credentials_for(self, plan: MountPlan, region: str) -> AwsCredentials:
+        self.stats.credential_requests += 1
+        if plan.use_pod_identity:
+            return await self._pod_identity(plan)
+        static = plan.static_credentials
+        if static is not None:
+            return AwsCredentials(
+                access_key_id=static.access_key_id,
+                secret_access_key=static.secret_access_key,
+                session_token=static.session_token,
+                expiration=None,
+                identity=f"static:{static.access_key_id}",
+            )
+        return await self._irsa(plan, region)
+
+    def invalidate(self, credentials: AwsCredentials, region: str) -> None:
+        """Forget these credentials (AWS called them expired); a newer entry stays."""
+        self._credentials.cache.discard((credentials.identity, region), credentials)
+        self._credentials.cache.discard((credentials.identity, ""), credentials)
+
+    async def _pod_identity(self, plan: MountPlan) -> AwsCredentials:
+        token = _require_token(plan, POD_IDENTITY_AUDIENCE)
+        pod = plan.pod
+        identity = f"pod-identity:{pod.namespace}/{pod.service_account}"
+        who = f"ServiceAccount {pod.service_account} (namespace: {pod.namespace})"
+
+        async def load() -> tuple[AwsCredentials, float]:
+            got = await self._agent.fetch(token, plan.preferred_address, who)
+            credentials = AwsCredentials(
+                got.access_key_id, got.secret_access_key, got.session_token, got.expiration, identity
+            )
+            return credentials, _ttl(got.expiration, self._settings.credential_refresh_margin)
+
+        # The agent's answer does not depend on the region: one entry serves every region.
+        return await self._credentials.get((identity, ""), load)
+
+    async def _irsa(self, plan: MountPlan, region: str) -> AwsCredentials:
+        token = _require_token(plan, IRSA_AUDIENCE)
+        pod = plan.pod
+        role_arn = await self._role_arn(pod.namespace, pod.service_account)
+        identity = f"irsa:{pod.namespace}/{pod.service_account}:{role_arn}"
+
+        async def load() -> tuple[AwsCredentials, float]:
+            credentials = await self._assume(role_arn, token, region, pod, identity)
+            return credentials, _ttl(credentials.expiration, self._settings.credential_refresh_margin)
+
+        return await self._credentials.get((identity, region), load)
+
+    async def _role_arn(self, namespace: str, name: str) -> str:
+        async def load() -> tuple[_Account, float]:
+            self.stats.kube_gets["serviceaccounts"] += 1
+            annotations = await self._kube.service_account_annotations(namespace, name)
+            role = annotations.get(ROLE_ARN_ANNOTATION, "").strip()
+            return _Account(role or None), self._settings.service_account_ttl
+
+        account = await self._accounts.get((namespace, name), load)
+        if account.role_arn is None:
+            raise PreconditionError(
+                f"An IAM role must be associated with service account {name} (namespace: {namespace}): "
+                f"annotate it with {ROLE_ARN_ANNOTATION}, or set usePodIdentity"
+            )
+        return account.role_arn
+
+    async def _sts(self, region: str) -> Any:
+        async with self._sts_lock:
+            client = self._sts_clients.get(region)
+            if client is None:
+                config = AioConfig(
+                    retries={"mode": "standard", "max_attempts": self._settings.aws_max_attempts},
+                    signature_version=botocore.UNSIGNED,
+                    connect_timeout=self._settings.aws_connect_timeout,
+                    read_timeout=self._settings.aws_read_timeout,
+                )
+                creator = self._session.create_client("sts", region_name=region, config=config)
+                client = await self._exit.enter_async_context(creator)
+                self._sts_clients[region] = client
+            return client
+
+    async def _assume(
+        self, role_arn: str, token: SecretText, region: str, pod: PodInfo, identity: str
+    ) -> AwsCredentials:
+        who = f"role {role_arn} for service account {pod.service_account} (namespace: {pod.namespace})"
+        try:
+            client = await self._sts(region)
+            self.stats.sts_calls[region] += 1
+            answer = await client.assume_role_with_web_identity(
+                RoleArn=role_arn, RoleSessionName=role_session_name(pod), WebIdentityToken=token.reveal()
+            )
+        except ClientError as error:
+            raise _sts_error(error, who, region, token) from None
+        except ParamValidationError:
+            raise PreconditionError(
+                f"STS cannot assume {who}: the {ROLE_ARN_ANNOTATION} annotation or the token is malformed"
+            ) from None
+        except BotoCoreError as error:
+            raise UnavailableError(
+                f"STS in {region} is unreachable while assuming {who} ({type(error).__name__})"
+            ) from None
+        found = answer["Credentials"]
+        _log.debug("sts exchange", identity=identity, region=region)
+        return AwsCredentials(
+            access_key_id=found["AccessKeyId"],
+            secret_access_key=SecretText(found["SecretAccessKey"]),
+            session_token=SecretText(found["SessionToken"]),
+            expiration=found["Expiration"].astimezone(UTC),
+            identity=identity,
+        )
+
+    async def close(self) -> None:
+        await self._credentials.close()
+        await self._accounts.close()
+        await self._agent.close()
+        async with self._sts_lock:
+            self._sts_clients.clear()
+            await self._exit.aclose()
+
+
+def _sts_error(error: ClientError, who: str, region: str, token: SecretText) -> Exception:
+    info = error.response.get("Error", {})
+    code = str(info.get("Code") or "Unknown")
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    detail = _redact(str(info.get("Message") or ""), token)[:200]
+    text = f"STS in {region} refused to assume {who}: {code}" + (f" ({detail})" if detail else "")
+    if status >= 500 or status == 429 or code in _THROTTLING or code == "IDPCommunicationError":
+        return UnavailableError(text)
+    return AccessDeniedError(text + "; check the role's trust policy for this ServiceAccount")

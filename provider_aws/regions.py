@@ -1,0 +1,79 @@
+"""Which AWS region a Mount uses when its SecretProviderClass names none.
+
+Order: the `region` parameter; `AWS_REGION`; the `topology.kubernetes.io/region` label of
+this provider's own node (`NODE_NAME`), read once; and only when `NODE_NAME` is unset, the
+label of the pod's node. Pods never move between nodes and node regions never change, so
+every answer from Kubernetes is kept (bounded) and a normal Mount makes no GET at all.
+"""
+
+from __future__ import annotations
+
+from provider_aws.cache import CachingLoader
+from provider_aws.credentials import IdentityStats
+from provider_aws.errors import PreconditionError
+from provider_aws.kube import KubeApi
+from provider_aws.model import MountPlan
+from provider_aws.settings import Settings
+
+__all__ = ["REGION_LABEL", "RegionResolver"]
+
+REGION_LABEL = "topology.kubernetes.io/region"
+# Nodes and pods seen; far more than one node runs.
+_MAX_ENTRIES = 4096
+_FOREVER = float("inf")
+
+
+class RegionResolver:
+    def __init__(self, settings: Settings, kube: KubeApi, stats: IdentityStats | None = None) -> None:
+        self._settings = settings
+        self._kube = kube
+        self.stats = stats if stats is not None else IdentityStats()
+        # node name -> region label ("" when the node has none; such answers are not kept)
+        self._node_regions: CachingLoader[str, str] = CachingLoader(_MAX_ENTRIES)
+        # pod UID (or namespace/name) -> node name
+        self._pod_nodes: CachingLoader[tuple[str, str, str], str] = CachingLoader(_MAX_ENTRIES)
+
+    async def region_for(self, plan: MountPlan) -> str:
+        if plan.region:
+            return plan.region
+        if self._settings.aws_region:
+            return self._settings.aws_region
+        node = self._settings.node_name
+        if node is None:
+            node = await self._pod_node(plan)
+        region = await self._node_region(node)
+        if region:
+            return region
+        raise PreconditionError(
+            f"failed to retrieve region from node {node}: it has no {REGION_LABEL} label; "
+            "set the region parameter in the SecretProviderClass, or AWS_REGION on the provider"
+        )
+
+    async def _node_region(self, node: str) -> str:
+        async def load() -> tuple[str, float]:
+            self.stats.kube_gets["nodes"] += 1
+            labels = await self._kube.node_labels(node)
+            region = labels.get(REGION_LABEL, "")
+            return region, (_FOREVER if region else 0.0)
+
+        return await self._node_regions.get(node, load)
+
+    async def _pod_node(self, plan: MountPlan) -> str:
+        pod = plan.pod
+
+        async def load() -> tuple[str, float]:
+            self.stats.kube_gets["pods"] += 1
+            node = await self._kube.pod_node_name(pod.namespace, pod.name)
+            return node or "", (_FOREVER if node else 0.0)
+
+        node = await self._pod_nodes.get((pod.namespace, pod.name, pod.uid), load)
+        if not node:
+            raise PreconditionError(
+                f"failed to retrieve region: pod {pod.name} (namespace: {pod.namespace}) is not bound to a "
+                "node yet; set the region parameter in the SecretProviderClass, or NODE_NAME on the provider"
+            )
+        return node
+
+    async def close(self) -> None:
+        await self._node_regions.close()
+        await self._pod_nodes.close()

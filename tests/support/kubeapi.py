@@ -1,0 +1,181 @@
+"""A loopback stand-in for the few kube-apiserver paths the provider reads.
+
+It answers GET for ServiceAccounts, Pods and Nodes with the API's own JSON shapes,
+404/403/500 as `Status` objects, and counts every request by resource.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_PATHS = (
+    (re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/?]+)$"), "serviceaccounts"),
+    (re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/?]+)$"), "pods"),
+    (re.compile(r"^/api/v1/nodes/([^/?]+)$"), "nodes"),
+)
+
+
+@dataclass
+class KubeState:
+    # (namespace, name) -> annotations
+    service_accounts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # (namespace, name) -> node name ("" for an unscheduled pod)
+    pods: dict[tuple[str, str], str] = field(default_factory=dict)
+    # node name -> labels
+    nodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    # resource -> HTTP status to answer instead (403 or 5xx)
+    faults: dict[str, int] = field(default_factory=dict)
+    delay: float = 0.0
+    gets: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, resource: str | None = None) -> int:
+        with self.lock:
+            return sum(self.gets.values()) if resource is None else self.gets[resource]
+
+
+def _meta(name: str, namespace: str | None = None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "uid": f"uid-{name}", "resourceVersion": "1", **extra}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def _status(code: int, reason: str, message: str, kind: str, name: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "details": {"name": name, "kind": kind},
+        "code": code,
+    }
+
+
+def _fault(code: int, resource: str, name: str) -> tuple[int, dict[str, Any]]:
+    if code == 403:
+        user = "system:serviceaccount:kube-system:csi-secrets-store-provider-aws"
+        message = f'{resource} "{name}" is forbidden: User "{user}" cannot get resource "{resource}"'
+        return 403, _status(403, "Forbidden", message, resource, name)
+    return code, _status(code, "InternalError", "an error on the server", resource, name)
+
+
+def _object(state: KubeState, resource: str, groups: tuple[str, ...]) -> dict[str, Any] | None:
+    """The stored object in the API's JSON shape, or None when there is none."""
+    name = groups[-1]
+    if resource == "serviceaccounts":
+        annotations = state.service_accounts.get((groups[0], name))
+        if annotations is None:
+            return None
+        meta = _meta(name, groups[0], annotations=annotations) if annotations else _meta(name, groups[0])
+        return {"kind": "ServiceAccount", "apiVersion": "v1", "metadata": meta}
+    if resource == "pods":
+        node = state.pods.get((groups[0], name))
+        if node is None:
+            return None
+        spec: dict[str, Any] = {"containers": [{"name": "app", "image": "busybox"}]}
+        if node:
+            spec["nodeName"] = node
+        return {"kind": "Pod", "apiVersion": "v1", "metadata": _meta(name, groups[0]), "spec": spec}
+    labels = state.nodes.get(name)
+    if labels is None:
+        return None
+    return {"kind": "Node", "apiVersion": "v1", "metadata": _meta(name, labels=labels)}
+
+
+def _answer(state: KubeState, resource: str, groups: tuple[str, ...]) -> tuple[int, dict[str, Any]]:
+    name = groups[-1]
+    fault = state.faults.get(resource)
+    if fault is not None:
+        return _fault(fault, resource, name)
+    found = _object(state, resource, groups)
+    if found is None:
+        return 404, _status(404, "NotFound", f'{resource} "{name}" not found', resource, name)
+    return 200, found
+
+
+def _handler(state: KubeState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            for pattern, resource in _PATHS:
+                match = pattern.match(path)
+                if match:
+                    with state.lock:
+                        state.gets[resource] += 1
+                        delay = state.delay
+                    if delay:
+                        time.sleep(delay)
+                    code, body = _answer(state, resource, match.groups())
+                    self._send(code, body)
+                    return
+            message = "the server could not find the requested resource"
+            self._send(404, _status(404, "NotFound", message, "", ""))
+
+        def _send(self, code: int, body: dict[str, Any]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+class FakeKubeApi:
+    """Start with `start()`, stop with `stop()`; `write_kubeconfig` points a client at it."""
+
+    def __init__(self) -> None:
+        self.state = KubeState()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeKubeApi:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def write_kubeconfig(self, path: Path) -> Path:
+        return write_kubeconfig(path, self.url)
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig whose current context talks to `server` with a bearer token."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "users": [{"name": "provider", "user": {"token": "kube-api-test-token"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "provider"}}],
+        "current-context": "fake",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -1,0 +1,120 @@
+"""A loopback stand-in for the EKS Pod Identity agent's credentials endpoint.
+
+It hands out credentials only for the tokens it was told about (sent as the bare
+`Authorization` header, as the real agent expects), refuses others with 403, and counts
+requests. It listens on 127.0.0.1 or [::1].
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PATH = "/v1/credentials"
+
+
+@dataclass
+class AgentState:
+    # token -> (access key id, lifetime)
+    accepted: dict[str, tuple[str, timedelta]] = field(default_factory=dict)
+    # answer every request with this HTTP status (and a JSON error) instead
+    fail_status: int | None = None
+    # Authorization headers received, in order (tests only).
+    authorizations: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def accept(self, token: str, access_key_id: str, lifetime: timedelta = timedelta(hours=6)) -> None:
+        with self.lock:
+            self.accepted[token] = (access_key_id, lifetime)
+
+    @property
+    def requests(self) -> int:
+        with self.lock:
+            return len(self.authorizations)
+
+
+def _handler(state: AgentState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+        def do_GET(self) -> None:
+            token = self.headers.get("Authorization", "")
+            with state.lock:
+                state.authorizations.append(token)
+                fail = state.fail_status
+                grant = state.accepted.get(token)
+            if self.path != PATH:
+                self._send(404, {"code": "NotFound", "message": "no such path"})
+            elif fail is not None:
+                self._send(fail, {"code": "ServiceUnavailable", "message": "agent is failing"})
+            elif grant is None:
+                message = f"the service account token is invalid: {token}"  # echoes it, like a careless agent
+                self._send(403, {"code": "AccessDeniedException", "message": message})
+            else:
+                key_id, lifetime = grant
+                expiration = datetime.now(UTC) + lifetime
+                self._send(
+                    200,
+                    {
+                        "AccessKeyId": key_id,
+                        "SecretAccessKey": f"secret-for-{key_id}",
+                        "Token": f"session-for-{key_id}",
+                        "AccountId": "123456789012",
+                        "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    },
+                )
+
+        def _send(self, code: int, body: dict[str, str]) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    return Handler
+
+
+class _V6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class FakePodIdentityAgent:
+    def __init__(self, host: str = "127.0.0.1", state: AgentState | None = None) -> None:
+        self.state = state if state is not None else AgentState()
+        server_class = _V6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, 0), _handler(self.state))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{shown}:{port}{PATH}"
+
+    def start(self) -> FakePodIdentityAgent:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+def closed_port_url(host: str = "127.0.0.1") -> str:
+    """A URL on a loopback port nothing listens on (connections are refused)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{PATH}"

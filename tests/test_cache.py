@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from provider_aws.cache import CachingLoader, SingleFlight, TtlCache
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_expire_after_their_ttl() -> None:
+    clock = FakeClock()
+    cache: TtlCache[str, int] = TtlCache(10, clock)
+    cache.put("a", 1, ttl=5)
+    clock.now += 4.9
+    assert cache.get("a") == 1
+    clock.now += 0.1
+    assert cache.get("a") is None
+    assert len(cache) == 0
+
+
+def test_least_recently_used_goes_first() -> None:
+    cache: TtlCache[str, int] = TtlCache(2, FakeClock())
+    cache.put("a", 1, ttl=60)
+    cache.put("b", 2, ttl=60)
+    assert cache.get("a") == 1  # "b" is now the least recently used
+    cache.put("c", 3, ttl=60)
+    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (1, None, 3)
+    assert len(cache) == 2
+
+
+@pytest.mark.parametrize(("size", "ttl"), [(0, 60.0), (5, 0.0), (5, -1.0)])
+def test_size_zero_or_no_ttl_keeps_nothing(size: int, ttl: float) -> None:
+    cache: TtlCache[str, int] = TtlCache(size, FakeClock())
+    cache.put("a", 1, ttl=ttl)
+    assert cache.get("a") is None
+    assert len(cache) == 0
+
+
+def test_discard_with_value_spares_a_newer_entry() -> None:
+    cache: TtlCache[str, object] = TtlCache(4, FakeClock())
+    old, new = object(), object()
+    cache.put("k", new, ttl=60)
+    cache.discard("k", old)
+    assert cache.get("k") is new
+    cache.discard("k", new)
+    assert cache.get("k") is None
+
+
+@pytest.mark.asyncio
+async def test_single_flight_runs_one_call_for_concurrent_callers() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    calls = 0
+    release = asyncio.Event()
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 42
+
+    waiters = [asyncio.create_task(flight.run("k", call)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.wait_for(asyncio.gather(*waiters), timeout=5)
+    assert results == [42] * 50
+    assert calls == 1
+    assert len(flight) == 0
+
+
+@pytest.mark.asyncio
+async def test_single_flight_shares_a_failure_then_tries_again() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    calls = 0
+
+    async def failing() -> int:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    results = await asyncio.gather(*(flight.run("k", failing) for _ in range(5)), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)
+    assert calls == 1
+    with pytest.raises(ValueError):
+        await flight.run("k", failing)
+    assert calls == 2
+
+
+@pytest.mark.asyncio
+async def test_a_cancelled_caller_does_not_cancel_the_shared_call() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    release = asyncio.Event()
+
+    async def call() -> str:
+        await release.wait()
+        return "done"
+
+    first = asyncio.create_task(flight.run("k", call))
+    second = asyncio.create_task(flight.run("k", call))
+    await asyncio.sleep(0)
+    first.cancel()
+    release.set()
+    assert await asyncio.wait_for(second, timeout=5) == "done"
+    assert first.cancelled()
+
+
+@pytest.mark.asyncio
+async def test_caching_loader_loads_once_and_reuses_until_expiry() -> None:
+    clock = FakeClock()
+    loader: CachingLoader[str, str] = CachingLoader(8, clock)
+    loads = 0
+
+    async def load() -> tuple[str, float]:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0)
+        return f"v{loads}", 30.0
+
+    values = await asyncio.gather(*(loader.get("k", load) for _ in range(20)))
+    assert set(values) == {"v1"}
+    clock.now += 29
+    assert await loader.get("k", load) == "v1"
+    clock.now += 1
+    assert await loader.get("k", load) == "v2"
+    assert loads == 2
+
+
+@pytest.mark.asyncio
+async def test_caching_loader_with_size_zero_still_coalesces() -> None:
+    loader: CachingLoader[str, int] = CachingLoader(0, FakeClock())
+    loads = 0
+
+    async def load() -> tuple[int, float]:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0)
+        return loads, 60.0
+
+    assert set(await asyncio.gather(*(loader.get("k", load) for _ in range(10)))) == {1}
+    assert await loader.get("k", load) == 2
+    assert loads == 2
