@@ -97,9 +97,7 @@ def role_session_name(pod: PodInfo) -> str:
 
 
 def _require_token(plan: MountPlan, audience: str) -> SecretText:
-    fix = (
-        f'add {{"audience": "{audience}"}} to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io'
-    )
+    fix = f'add {{"audience": "{audience}"}} to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io'
     if plan.tokens is None:
         raise PreconditionError(f"the mount request has no {TOKENS_ATTRIBUTE} attribute: {fix}")
     token = plan.token_for(audience)
@@ -209,7 +207,10 @@ class IdentityProvider:
             client = self._sts_clients.get(region)
             if client is None:
                 config = AioConfig(
-                    retries={"mode": "standard", "max_attempts": self._settings.aws_max_attempts},
+                    retries={
+                        "mode": "standard",
+                        "total_max_attempts": max(1, self._settings.aws_max_attempts),
+                    },
                     signature_version=botocore.UNSIGNED,
                     connect_timeout=self._settings.aws_connect_timeout,
                     read_timeout=self._settings.aws_read_timeout,

@@ -97,7 +97,8 @@ class FakePodIdentityAgent:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        text = str(host)
+        shown = f"[{text}]" if ":" in text else text
         return f"http://{shown}:{port}{PATH}"
 
     def start(self) -> FakePodIdentityAgent:
