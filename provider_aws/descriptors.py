@@ -46,7 +46,7 @@ class Limits:
     max_name_length: int = 2048  # any one string field (AWS ARNs are at most 2048)
     max_yaml_depth: int = 32
     max_yaml_aliases: int = 64
-    max_yaml_nodes: int = 200_000
+    max_yaml_nodes: int = 50_000  # 1000 objects with failover and jmesPath entries need ~30k
     max_problems: int = 50
 
 

@@ -1204,3 +1204,15 @@ def test_validate_parameters_uses_the_default_mode_it_is_given() -> None:
         validate_parameters({"objects": "- {objectName: a, objectType: secretsmanager}"}, default_mode=0o600)
         == ()
     )
+
+
+def test_yaml_node_count_is_bounded() -> None:
+    objects = "- [" + ", ".join(["1"] * 200) + "]"
+    with pytest.raises(ConfigError, match="more than 100 YAML nodes"):
+        parse_mount_request(make_request({"objects": objects}), limits=Limits(max_yaml_nodes=100))
+
+
+def test_attributes_size_is_bounded() -> None:
+    request = make_request({**GOOD_OBJECTS, "padding": "x" * 2000})
+    with pytest.raises(ConfigError, match="attributes are larger than 1000 bytes"):
+        parse_mount_request(request, limits=Limits(max_parameter_bytes=1000))
