@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck proto demo bench clean
+.PHONY: install test lint typecheck proto demo bench clean image image-test
 
 install: $(STAMP)
 
@@ -28,6 +28,23 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The container image (buildah, no daemon). IMAGE_BASE: any Python >= 3.11 image with the venv
+# module; machines that cannot pull from public registries use `make image-test`'s local base.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= localhost/secrets-store-csi-provider-aws:$(VERSION)
+IMAGE_BASE ?= docker.io/library/python:3.11-slim-bookworm
+
+image:
+	scripts/image-tools.sh
+	scripts/image-build.sh '$(IMAGE)' '$(IMAGE_BASE)'
+
+# Builds the image on a local Debian bookworm base (debootstrap, cached in build/image-cache),
+# then starts it hardened as the DaemonSet runs it and calls Version over the mounted socket.
+image-test: install
+	scripts/image-tools.sh
+	base=$$(scripts/image-base.sh) && scripts/image-build.sh '$(IMAGE)' "$$base"
+	PROVIDER_IMAGE='$(IMAGE)' $(BIN)/python -m pytest -q -p no:cacheprovider tests/image/check_image.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
