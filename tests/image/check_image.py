@@ -154,23 +154,24 @@ def provider(image: str) -> Iterator[Provider]:
     directory = Path(tempfile.mkdtemp(prefix="pa-image-", dir="/tmp"))
     name = f"provider-aws-image-test-{uuid.uuid4().hex[:8]}"
     http = f"127.0.0.1:{_free_port()}"
-    _podman(
-        "run", "--detach", "--name", name,
-        "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp",
-        "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-        "--user", "0", "--network", "host",
-        "--ulimit", f"nofile={_limit(resource.RLIMIT_NOFILE, 65536)}",
-        "--ulimit", f"nproc={_limit(resource.RLIMIT_NPROC, 4096)}",
-        "--volume", f"{directory}:{SOCKET_DIR}",
-        "--env", "NODE_NAME=image-test",
-        image, f"--http-addr={http}",
-    )
     started = Provider(name, directory / "aws.sock", http)
     try:
+        _podman(
+            "run", "--detach", "--name", name,
+            "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--user", "0", "--network", "host",
+            "--ulimit", f"nofile={_limit(resource.RLIMIT_NOFILE, 65536)}",
+            "--ulimit", f"nproc={_limit(resource.RLIMIT_NPROC, 4096)}",
+            "--volume", f"{directory}:{SOCKET_DIR}",
+            "--env", "NODE_NAME=image-test",
+            image, f"--http-addr={http}",
+        )
         _wait_for_socket(started)
         yield started
     finally:
-        _podman("rm", "--force", "--time", "5", name, check=False, timeout=60)
+        # Also when `run` failed: podman may have created the container all the same.
+        _podman("rm", "--force", "--ignore", "--time", "5", name, check=False, timeout=60)
         shutil.rmtree(directory, ignore_errors=True)
 
 
