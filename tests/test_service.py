@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from aiobotocore.session import get_session
 from grpclib import GRPCError, Status
 from grpclib.client import Channel
 from structlog.testing import capture_logs
@@ -18,6 +20,8 @@ from structlog.testing import capture_logs
 from provider_aws import DISTRIBUTION, __version__
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from provider_aws._proto.v1alpha1 import ObjectVersion as WireObjectVersion
+from provider_aws.awsclients import AwsClients
+from provider_aws.backends.secretsmanager import BatchRefusals
 from provider_aws.errors import (
     AccessDeniedError,
     ConfigError,
@@ -27,9 +31,20 @@ from provider_aws.errors import (
     ProviderError,
     UnavailableError,
 )
-from provider_aws.model import MountedFile, MountInput, MountResult, ObjectVersion, SecretBytes
+from provider_aws.fetch import Fetcher
+from provider_aws.model import (
+    MountedFile,
+    MountInput,
+    MountPlan,
+    MountResult,
+    ObjectVersion,
+    SecretBytes,
+    SecretText,
+)
 from provider_aws.service import Outcome, semver
 from provider_aws.settings import Settings
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 
 SECRET = b"s3cr3t-\x00-value"
@@ -277,3 +292,76 @@ async def test_grpcio_client_sees_provider_error_status(start: Start) -> None:
 )
 def test_semver_from_package_version(pep440: str, expected: str) -> None:
     assert semver(pep440) == expected
+
+
+@dataclass(frozen=True)
+class StaticIdentity:
+    """Test credentials for moto, whatever the pod: the identity layer is tested elsewhere."""
+
+    access_key_id: str = TEST_ACCESS_KEY
+    secret_access_key: SecretText = field(default_factory=lambda: SecretText(TEST_SECRET_KEY))
+    session_token: SecretText | None = None
+    identity: str = "static:e2e"
+
+    async def credentials_for(self, plan: MountPlan, region: str) -> StaticIdentity:
+        return self
+
+
+@dataclass(frozen=True)
+class NoRegionLookup:
+    async def region_for(self, plan: MountPlan) -> str:
+        raise AssertionError("the request names its region")
+
+
+@pytest.mark.asyncio
+async def test_end_to_end_mount_through_the_mounter_and_moto(
+    aws: ProxyState, moto_server: str, socket_dir: Path
+) -> None:
+    # provider_aws.mount is being written in parallel; this test runs as soon as it is committed.
+    mounter_module = pytest.importorskip("provider_aws.mount")
+    region = "eu-west-1"
+    secrets = seed_client(moto_server, "secretsmanager", region)
+    created = secrets.create_secret(Name="app/db", SecretString='{"user": "admin", "password": "pw-1"}')
+    seed_client(moto_server, "ssm", region).put_parameter(Name="/app/flag", Value="on", Type="String")
+    objects = (
+        "- objectName: app/db\n"
+        "  objectType: secretsmanager\n"
+        "  jmesPath:\n"
+        "    - path: password\n"
+        "      objectAlias: db-password\n"
+        "- objectName: /app/flag\n"
+        "  objectType: ssmparameter\n"
+        "  objectAlias: flag\n"
+    )
+    attributes = json.dumps(
+        {
+            "csi.storage.k8s.io/pod.name": "web-0",
+            "csi.storage.k8s.io/pod.namespace": "shop",
+            "csi.storage.k8s.io/pod.uid": "uid-1",
+            "csi.storage.k8s.io/serviceAccount.name": "web",
+            "region": region,
+            "objects": objects,
+        }
+    )
+    clients = AwsClients(Settings(), get_session())
+    fetcher = Fetcher(clients, BatchRefusals(ttl=300))
+    mounter = mounter_module.Mounter(fetcher, StaticIdentity(), NoRegionLookup())
+    settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0)
+    try:
+        async with running_provider(settings, mounter):
+            with GrpcioProviderClient(settings.socket_path) as client:
+                reply = await asyncio.to_thread(client.mount, attributes=attributes, permission="416")
+    finally:
+        await clients.close()
+
+    files = {f.path: (f.mode, f.contents) for f in reply.files}
+    assert files == {
+        "app_db": (0o640, b'{"user": "admin", "password": "pw-1"}'),
+        "db-password": (0o640, b"pw-1"),
+        "flag": (0o640, b"on"),
+    }
+    versions = {v.id: v.version for v in reply.object_version}
+    assert versions["app_db"] == created["VersionId"]
+    assert versions["flag"] == "1"
+    assert aws.count(service="secretsmanager") == 1
+    assert aws.count(service="ssm") == 1
