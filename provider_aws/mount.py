@@ -1,0 +1,45 @@
+"""One Mount: request -> plan -> region -> identity -> concurrent fetch -> answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from provider_aws.awsclients import Credentials, tally_requests
+from provider_aws.extract import build_result
+from provider_aws.fetch import Fetcher
+from provider_aws.model import MountInput, MountPlan, MountResult
+from provider_aws.parse import bind_region, parse_mount_request
+
+__all__ = ["IdentitySource", "Mounter", "RegionSource"]
+
+
+class IdentitySource(Protocol):
+    async def credentials_for(self, plan: MountPlan, region: str) -> Credentials: ...
+
+
+class RegionSource(Protocol):
+    async def region_for(self, plan: MountPlan) -> str: ...
+
+
+@dataclass
+class Mounter:
+    fetcher: Fetcher
+    identities: IdentitySource
+    regions: RegionSource
+
+    async def mount(self, request: MountInput) -> MountResult:
+        plan = parse_mount_request(request)
+        return await self.mount_plan(plan)
+
+    async def mount_plan(self, plan: MountPlan) -> MountResult:
+        if plan.region is None:
+            plan = bind_region(plan, await self.regions.region_for(plan))
+
+        async def credentials_for(region: str) -> Credentials:
+            return await self.identities.credentials_for(plan, region)
+
+        async with tally_requests() as tally:
+            fetched = await self.fetcher.fetch(plan.objects, plan.regions, credentials_for)
+        result = build_result(plan, fetched)
+        return MountResult(result.files, result.versions, aws_requests=tally.count)
