@@ -1,0 +1,53 @@
+"""The composition root: builds the long-lived parts of a provider from Settings, closes them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiobotocore.session import AioSession, get_session
+
+from provider_aws.awsclients import AwsClients, CallObserver
+from provider_aws.backends.secretsmanager import BatchRefusals
+from provider_aws.credentials import IdentityProvider, IdentityStats
+from provider_aws.fetch import Fetcher
+from provider_aws.kube import KubeApi, LightkubeApi
+from provider_aws.mount import Mounter
+from provider_aws.regions import RegionResolver
+from provider_aws.settings import Settings
+
+__all__ = ["Provider", "build_provider"]
+
+
+@dataclass(frozen=True)
+class Provider:
+    mounter: Mounter
+    clients: AwsClients
+    identities: IdentityProvider
+    regions: RegionResolver
+    identity_stats: IdentityStats
+
+
+@asynccontextmanager
+async def build_provider(
+    settings: Settings,
+    *,
+    kube: KubeApi | None = None,
+    session: AioSession | None = None,
+    aws_observer: CallObserver | None = None,
+) -> AsyncIterator[Provider]:
+    session = session if session is not None else get_session()
+    kube_api: KubeApi = kube if kube is not None else LightkubeApi()
+    stats = IdentityStats()
+    clients = AwsClients(settings, session, observer=aws_observer)
+    identities = IdentityProvider(settings, session, kube_api, stats=stats)
+    regions = RegionResolver(settings, kube_api, stats)
+    fetcher = Fetcher(clients, BatchRefusals(settings.batch_fallback_ttl))
+    try:
+        yield Provider(Mounter(fetcher, identities, regions), clients, identities, regions, stats)
+    finally:
+        await identities.close()
+        await regions.close()
+        await clients.close()
+        await kube_api.close()

@@ -1,0 +1,67 @@
+"""`provider-aws`: serve, mount, validate, version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from provider_aws import __version__
+from provider_aws.app import build_provider
+from provider_aws.errors import ProviderError
+from provider_aws.logs import configure_logging
+from provider_aws.server import serve_until_signal
+from provider_aws.service import semver
+from provider_aws.settings import Settings, add_serve_arguments, settings_from_namespace
+from provider_aws.validate import add_validate_arguments, run_validate
+
+__all__ = ["main"]
+
+
+async def _serve(settings: Settings) -> None:
+    async with build_provider(settings) as provider:
+        await serve_until_signal(settings, provider.mounter)
+
+
+def _configure_logs(settings: Settings) -> None:
+    configure_logging(settings.log_format, settings.log_level)
+
+
+def run_serve(settings: Settings) -> int:
+    _configure_logs(settings)
+    try:
+        asyncio.run(_serve(settings))
+    except ProviderError as error:
+        structlog.get_logger(__name__).error("cannot serve", error=error.message)
+        print(f"provider-aws: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="provider-aws", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the provider on DIR/aws.sock")
+    add_serve_arguments(serve, environ)
+    commands.add_parser("version", help="print the version")
+    add_validate_arguments(
+        commands.add_parser("validate", help="check SecretProviderClass manifests offline")
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    args = _parser(env).parse_args(sys.argv[1:] if argv is None else list(argv))
+    if args.command == "version":
+        print(semver(__version__))
+        return 0
+    if args.command == "serve":
+        return run_serve(settings_from_namespace(args, env))
+    if args.command == "validate":
+        return run_validate(args)
+    raise AssertionError(f"unhandled command {args.command}")
