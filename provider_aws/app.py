@@ -15,7 +15,9 @@ from provider_aws.fetch import Fetcher
 from provider_aws.kube import KubeApi, LightkubeApi
 from provider_aws.mount import Mounter
 from provider_aws.regions import RegionResolver
+from provider_aws.rotation import RotationStats, SharedCalls
 from provider_aws.settings import Settings
+from provider_aws.valuecache import ValueCache
 
 __all__ = ["Provider", "build_provider"]
 
@@ -27,6 +29,7 @@ class Provider:
     identities: IdentityProvider
     regions: RegionResolver
     identity_stats: IdentityStats
+    rotation_stats: RotationStats
 
 
 @asynccontextmanager
@@ -43,10 +46,19 @@ async def build_provider(
     clients = AwsClients(settings, session, observer=aws_observer)
     identities = IdentityProvider(settings, session, kube_api, stats=stats)
     regions = RegionResolver(settings, kube_api, stats)
-    fetcher = Fetcher(clients, BatchRefusals(settings.batch_fallback_ttl))
+    rotation = RotationStats()
+    shared = SharedCalls(settings.coalesce_window, rotation)
+    fetcher = Fetcher(
+        clients,
+        BatchRefusals(settings.batch_fallback_ttl),
+        values=ValueCache(settings.value_cache_bytes),
+        stats=rotation,
+        shared=shared,
+    )
     try:
-        yield Provider(Mounter(fetcher, identities, regions), clients, identities, regions, stats)
+        yield Provider(Mounter(fetcher, identities, regions), clients, identities, regions, stats, rotation)
     finally:
+        await shared.close()
         await identities.close()
         await regions.close()
         await clients.close()

@@ -1,9 +1,13 @@
-"""All objects of a plan, from the primary region and, after a retriable failure, the failover one."""
+"""All objects of a plan, from the primary region and, after a retriable failure, the failover one.
+
+On a rotation poll (a Mount with the versions mounted before) Secrets Manager objects are
+checked first and unchanged values come from the value cache; only the rest is fetched.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -14,6 +18,8 @@ from provider_aws.backends.ssm import fetch_parameters
 from provider_aws.concurrency import run_all
 from provider_aws.errors import UnavailableError
 from provider_aws.model import FetchedObject, ObjectSpec, ObjectType
+from provider_aws.rotation import RotationStats, SharedCalls, check_secrets
+from provider_aws.valuecache import ValueCache, ValueKey
 
 __all__ = ["Fetcher"]
 
@@ -38,13 +44,40 @@ def _all_regions_failed(pending: list[tuple[ObjectSpec, AwsCallError]], regions:
 class Fetcher:
     clients: AwsClients
     refusals: BatchRefusals
+    # Without a value cache or shared calls a poll checks versions but always re-fetches.
+    values: ValueCache = field(default_factory=lambda: ValueCache(0))
+    stats: RotationStats = field(default_factory=RotationStats)
+    shared: SharedCalls | None = None
+
+    def __post_init__(self) -> None:
+        if self.shared is None:
+            self.shared = SharedCalls(0.0, self.stats)
 
     async def fetch(
-        self, specs: tuple[ObjectSpec, ...], regions: tuple[str, ...], credentials_for: CredentialsFor
+        self,
+        specs: tuple[ObjectSpec, ...],
+        regions: tuple[str, ...],
+        credentials_for: CredentialsFor,
+        *,
+        current: tuple[tuple[str, str], ...] = (),
     ) -> list[FetchedObject]:
-        """Every spec's value; raises the first fatal ProviderError, or UNAVAILABLE if no region answered."""
+        """Every spec's value; raises the first fatal ProviderError, or UNAVAILABLE if no region answered.
+
+        `current` (file name -> mounted version) makes this a rotation poll.
+        """
+        known: dict[str, Credentials] = {}
+
+        async def credentials(region: str) -> Credentials:
+            if region not in known:
+                known[region] = await credentials_for(region)
+            return known[region]
+
+        poll = bool(current)
         fetched: list[FetchedObject] = []
         pending = list(specs)
+        if poll and regions:
+            call = self._call(regions[0], 0, await credentials(regions[0]), reuse_recent=True)
+            fetched, pending = await check_secrets(call, pending, dict(current), self.values, self.stats)
         failures: list[tuple[ObjectSpec, AwsCallError]] = []
         for index, region in enumerate(regions):
             if not pending:
@@ -56,7 +89,10 @@ class Fetcher:
                     objects=[spec.object_name for spec in pending],
                     causes=sorted({error.code for _, error in failures}),
                 )
-            outcome = await self._in_region(pending, region, index, await credentials_for(region))
+            outcome = await self._in_region(
+                pending, index, self._call(region, index, await credentials(region), poll)
+            )
+            self._remember(outcome.fetched, index, known[region])
             fetched.extend(outcome.fetched)
             failures = outcome.retry
             pending = [spec for spec, _ in failures]
@@ -64,13 +100,19 @@ class Fetcher:
             raise UnavailableError(_all_regions_failed(failures, regions))
         return fetched
 
-    async def _in_region(
-        self, specs: list[ObjectSpec], region: str, index: int, credentials: Credentials
-    ) -> RegionOutcome:
+    def _call(self, region: str, index: int, credentials: Credentials, reuse_recent: bool) -> RegionCall:
         def fallback(reason: str) -> None:
             log.warning("batch fallback", region=region, identity=credentials.identity, reason=reason)
 
-        call = RegionCall(self.clients, credentials, region, index, fallback)
+        return RegionCall(self.clients, credentials, region, index, fallback, self.shared, reuse_recent)
+
+    def _remember(self, fetched: list[FetchedObject], index: int, credentials: Credentials) -> None:
+        for item in fetched:
+            if item.spec.object_type is ObjectType.SECRETS_MANAGER:
+                name = item.spec.ref_for(index).name
+                self.values.put(ValueKey(credentials.identity, item.region, name, item.version), item.value)
+
+    async def _in_region(self, specs: list[ObjectSpec], index: int, call: RegionCall) -> RegionOutcome:
         secrets = [s for s in specs if s.object_type is ObjectType.SECRETS_MANAGER]
         parameters = [s for s in specs if s.object_type is ObjectType.SSM_PARAMETER]
         jobs = []

@@ -40,6 +40,8 @@ class Mounter:
             return await self.identities.credentials_for(plan, region)
 
         async with tally_requests() as tally:
-            fetched = await self.fetcher.fetch(plan.objects, plan.regions, credentials_for)
+            fetched = await self.fetcher.fetch(
+                plan.objects, plan.regions, credentials_for, current=plan.current_versions
+            )
         result = build_result(plan, fetched)
         return MountResult(result.files, result.versions, aws_requests=tally.count)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from provider_aws.awsclients import AwsCallError, AwsClients, Credentials
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec
+
+if TYPE_CHECKING:
+    from provider_aws.rotation import SharedCalls
 
 __all__ = ["RegionCall", "RegionOutcome", "group_by_ref"]
 
@@ -20,6 +24,16 @@ class RegionCall:
     region: str
     region_index: int
     on_fallback: Callable[[str], None] = field(default=lambda _reason: None)
+    # Identical calls of one identity are shared through this, when set.
+    shared: SharedCalls | None = None
+    # A rotation poll: answers shared calls finished within the coalescing window are reused.
+    reuse_recent: bool = False
+
+    async def request(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """One AWS call in this region with these credentials; raises AwsCallError."""
+        if self.shared is None:
+            return await self.clients.call(service, self.region, self.credentials, operation, **params)
+        return await self.shared.call(self, service, operation, params)
 
 
 @dataclass(slots=True)

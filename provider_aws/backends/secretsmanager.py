@@ -82,7 +82,7 @@ async def _get_one(call: RegionCall, ref: ObjectRef, specs: list[ObjectSpec]) ->
     if ref.version_label is not None:
         params["VersionStage"] = ref.version_label
     try:
-        answer = await call.clients.call(SERVICE, call.region, call.credentials, "get_secret_value", **params)
+        answer = await call.request(SERVICE, "get_secret_value", **params)
     except AwsCallError as error:
         if error.retriable:
             return RegionOutcome(retry=[(spec, error) for spec in specs])
@@ -102,9 +102,7 @@ async def _batch(
 ) -> RegionOutcome:
     ids = [ref.name for ref in groups]
     try:
-        answer = await call.clients.call(
-            SERVICE, call.region, call.credentials, "batch_get_secret_value", SecretIdList=ids
-        )
+        answer = await call.request(SERVICE, "batch_get_secret_value", SecretIdList=ids)
     except AwsCallError as error:
         if error.throttled or error.code in {"AccessDeniedException", "AccessDenied"}:
             refusals.remember(call.credentials.identity, call.region)

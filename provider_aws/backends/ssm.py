@@ -55,9 +55,7 @@ async def _get_batch(
 ) -> RegionOutcome:
     selectors = [ref.ssm_selector for ref in batch]
     try:
-        answer = await call.clients.call(
-            SERVICE, call.region, call.credentials, "get_parameters", Names=selectors, WithDecryption=True
-        )
+        answer = await call.request(SERVICE, "get_parameters", Names=selectors, WithDecryption=True)
     except AwsCallError as error:
         if error.retriable:
             return RegionOutcome(retry=[(spec, error) for ref in batch for spec in groups[ref]])

@@ -1,0 +1,307 @@
+"""Rotation polls through build_provider's Mounter, against moto's server behind the counting proxy.
+
+Requests carry static credentials in `secrets` and name their region, so no Kubernetes is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from provider_aws.app import Provider, build_provider
+from provider_aws.errors import AccessDeniedError
+from provider_aws.model import MountInput, MountResult, SecretBytes
+from provider_aws.settings import Settings
+from provider_aws.valuecache import ENTRY_OVERHEAD, ValueCache, ValueKey
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.support.awsproxy import Fault, ProxyState
+
+REGION = "eu-west-1"
+VALUE_OPERATIONS = ("GetSecretValue", "BatchGetSecretValue")
+
+
+def request(
+    objects: str,
+    *,
+    pod: str = "web-0",
+    key: str = TEST_ACCESS_KEY,
+    current: MountResult | None = None,
+) -> MountInput:
+    attributes = {
+        "csi.storage.k8s.io/pod.name": pod,
+        "csi.storage.k8s.io/pod.namespace": "shop",
+        "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
+        "csi.storage.k8s.io/serviceAccount.name": "web",
+        "region": REGION,
+        "objects": objects,
+    }
+    versions = () if current is None else tuple((v.id, v.version) for v in current.versions)
+    return MountInput(
+        attributes=json.dumps(attributes),
+        secrets=json.dumps({"awsAccessKeyId": key, "awsSecretAccessKey": TEST_SECRET_KEY}),
+        target_path=f"/var/lib/kubelet/pods/uid-{pod}/volumes/kubernetes.io~csi/secrets/mount",
+        permission="420",
+        current_versions=versions,
+    )
+
+
+@asynccontextmanager
+async def provider(window: float = 5.0, **settings: Any) -> AsyncIterator[Provider]:
+    async with build_provider(Settings(coalesce_window=window, aws_max_attempts=2, **settings)) as built:
+        yield built
+
+
+def files(result: MountResult) -> dict[str, bytes]:
+    return {f.path: f.contents.reveal() for f in result.files}
+
+
+def versions(result: MountResult) -> dict[str, str]:
+    return {v.id: v.version for v in result.versions}
+
+
+def value_calls(aws: ProxyState) -> int:
+    return sum(aws.count(operation=op) for op in VALUE_OPERATIONS)
+
+
+def secret_objects(*names: str, label: str | None = None, version: str | None = None) -> str:
+    lines = []
+    for name in names:
+        lines.append(f"- objectName: {name}\n  objectType: secretsmanager\n")
+        if label is not None:
+            lines.append(f"  objectVersionLabel: {label}\n")
+        if version is not None:
+            lines.append(f"  objectVersion: {version}\n")
+    return "".join(lines)
+
+
+MIXED = (
+    "- objectName: app/db\n"
+    "  objectType: secretsmanager\n"
+    "  jmesPath:\n"
+    "    - path: password\n"
+    "      objectAlias: db-password\n"
+    "- objectName: app/api\n"
+    "  objectType: secretsmanager\n"
+    "  objectAlias: api\n"
+    "- objectName: /app/flag\n"
+    "  objectType: ssmparameter\n"
+    "  objectAlias: flag\n"
+)
+
+
+def seed_mixed(moto_server: str) -> Any:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    sm.create_secret(Name="app/db", SecretString='{"password": "pw-1"}')
+    sm.create_secret(Name="app/api", SecretString="key-1")
+    seed_client(moto_server, "ssm", REGION).put_parameter(Name="/app/flag", Value="on", Type="String")
+    return sm
+
+
+@pytest.mark.asyncio
+async def test_new_versions_are_noticed_and_mounted(aws: ProxyState, moto_server: str) -> None:
+    sm = seed_mixed(moto_server)
+    async with provider(window=0) as built:
+        first = await built.mounter.mount(request(MIXED))
+        put = sm.put_secret_value(SecretId="app/db", SecretString='{"password": "pw-2"}')
+        seed_client(moto_server, "ssm", REGION).put_parameter(
+            Name="/app/flag", Value="off", Type="String", Overwrite=True
+        )
+        polled = await built.mounter.mount(request(MIXED, current=first))
+        stats = built.rotation_stats
+    assert files(polled) == {
+        "app_db": b'{"password": "pw-2"}',
+        "db-password": b"pw-2",
+        "api": b"key-1",
+        "flag": b"off",
+    }
+    assert versions(polled)["app_db"] == versions(polled)["db-password"] == put["VersionId"]
+    assert versions(polled)["api"] == versions(first)["api"]
+    assert versions(polled)["flag"] == "2"
+    # app/api came from memory; only the changed secret was fetched again
+    assert aws.count(operation="GetSecretValue") == 1
+    assert (stats.checks, stats.changed, stats.value_cache_hits, stats.value_cache_misses) == (2, 1, 1, 1)
+
+
+@pytest.mark.asyncio
+async def test_unchanged_poll_is_identical_without_value_calls(aws: ProxyState, moto_server: str) -> None:
+    seed_mixed(moto_server)
+    async with provider(window=0) as built:
+        first = await built.mounter.mount(request(MIXED))
+        before = aws.operations()
+        polled = await built.mounter.mount(request(MIXED, current=first))
+        stats = built.rotation_stats
+    assert polled == first
+    assert [f.mode for f in polled.files] == [f.mode for f in first.files]
+    made = aws.operations() - before
+    assert dict(made) == {"DescribeSecret": 2, "GetParameters": 1}
+    assert polled.aws_requests == 3
+    assert (stats.changed, stats.value_cache_hits, stats.value_cache_misses) == (0, 2, 0)
+
+
+@pytest.mark.asyncio
+async def test_pinned_version_makes_no_call(aws: ProxyState, moto_server: str) -> None:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    pinned = sm.create_secret(Name="app/pinned", SecretString="old")["VersionId"]
+    sm.put_secret_value(SecretId="app/pinned", SecretString="new")
+    objects = secret_objects("app/pinned", version=pinned)
+    async with provider() as built:
+        first = await built.mounter.mount(request(objects))
+        calls = len(aws.calls)
+        polled = await built.mounter.mount(request(objects, current=first))
+    assert files(polled) == {"app_pinned": b"old"} == files(first)
+    assert versions(polled) == {"app_pinned": pinned}
+    assert len(aws.calls) == calls == 1
+    assert polled.aws_requests == 0
+
+
+@pytest.mark.asyncio
+async def test_moved_label_is_followed(aws: ProxyState, moto_server: str) -> None:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    v1 = sm.create_secret(Name="app/cfg", SecretString="one")["VersionId"]
+    v2 = sm.put_secret_value(SecretId="app/cfg", SecretString="two")["VersionId"]
+    # (labelled after the put: moto's put_secret_value drops custom labels)
+    sm.update_secret_version_stage(SecretId="app/cfg", VersionStage="stable", MoveToVersionId=v1)
+    objects = secret_objects("app/cfg", label="stable")
+    async with provider(window=0) as built:
+        first = await built.mounter.mount(request(objects))
+        assert (files(first), versions(first)) == ({"app_cfg": b"one"}, {"app_cfg": v1})
+        sm.update_secret_version_stage(
+            SecretId="app/cfg", VersionStage="stable", MoveToVersionId=v2, RemoveFromVersionId=v1
+        )
+        moved = await built.mounter.mount(request(objects, current=first))
+        assert (files(moved), versions(moved)) == ({"app_cfg": b"two"}, {"app_cfg": v2})
+        assert aws.count(operation="GetSecretValue") == 2
+        # moved back: v1 is still in memory, so no value is read
+        sm.update_secret_version_stage(
+            SecretId="app/cfg", VersionStage="stable", MoveToVersionId=v1, RemoveFromVersionId=v2
+        )
+        back = await built.mounter.mount(request(objects, current=moved))
+        assert (files(back), versions(back)) == ({"app_cfg": b"one"}, {"app_cfg": v1})
+        assert aws.count(operation="GetSecretValue") == 2
+        assert aws.count(operation="DescribeSecret") == 2
+        assert built.rotation_stats.changed == 2
+
+
+@pytest.mark.asyncio
+async def test_cache_miss_after_restart_fetches(aws: ProxyState, moto_server: str) -> None:
+    seed_mixed(moto_server)
+    async with provider() as built:
+        first = await built.mounter.mount(request(MIXED))
+    async with provider() as restarted:
+        polled = await restarted.mounter.mount(request(MIXED, current=first))
+        stats = restarted.rotation_stats
+    assert polled == first
+    assert (stats.value_cache_hits, stats.value_cache_misses) == (0, 2)
+    # one batch at the first mount, one after the restart
+    assert aws.count(operation="BatchGetSecretValue") == 2
+
+
+@pytest.mark.asyncio
+async def test_two_identities_never_share_a_value(aws: ProxyState, moto_server: str) -> None:
+    seed_mixed(moto_server)
+    key_a, key_b = "AKIDAAAAAAAAAAAAAAAA", "AKIDBBBBBBBBBBBBBBBB"
+    async with provider() as built:
+        first = await built.mounter.mount(request(MIXED, key=key_a))
+        # Values may no longer be read; DescribeSecret still answers.
+        for operation in VALUE_OPERATIONS:
+            aws.faults[(REGION, operation)] = Fault(status=400, code="AccessDeniedException")
+        again = await built.mounter.mount(request(MIXED, key=key_a, current=first))
+        assert again == first
+        with pytest.raises(AccessDeniedError):
+            await built.mounter.mount(request(MIXED, pod="web-1", key=key_b, current=first))
+        stats = built.rotation_stats
+    # B checked for itself (its DescribeSecret calls were not A's) and found nothing in memory
+    assert aws.count(operation="DescribeSecret") == 4
+    assert stats.value_cache_hits == 2
+    assert stats.value_cache_misses == 2
+
+
+async def sweep(built: Provider, objects: str, pods: int, first: MountResult) -> list[MountResult]:
+    return list(
+        await asyncio.gather(
+            *(built.mounter.mount(request(objects, pod=f"web-{i}", current=first)) for i in range(pods))
+        )
+    )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("window", "describes"), [(30.0, 10), (0.0, 500)])
+async def test_sweep_of_50_pods_over_10_secrets(
+    aws: ProxyState, moto_server: str, window: float, describes: int
+) -> None:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    names = [f"app/s{i}" for i in range(10)]
+    for name in names:
+        sm.create_secret(Name=name, SecretString=f"value of {name}")
+    objects = secret_objects(*names)
+    async with provider(window=window) as built:
+        mounted = [await built.mounter.mount(request(objects, pod=f"web-{i}")) for i in range(50)]
+        # a new pod always gets a fresh read, whatever the window
+        assert aws.count(operation="BatchGetSecretValue") == 50
+        assert aws.count(operation="DescribeSecret") == 0
+        polled = await sweep(built, objects, 50, mounted[0])
+        stats = built.rotation_stats
+    assert all(result == mounted[0] for result in polled)
+    assert aws.count(operation="DescribeSecret") == describes
+    assert value_calls(aws) == 50
+    assert stats.describes == describes
+    assert stats.coalesced == 500 - describes
+    assert (stats.checks, stats.value_cache_hits) == (500, 500)
+
+
+@pytest.mark.asyncio
+async def test_window_reuses_a_recent_poll_answer_but_never_on_a_first_mount(
+    aws: ProxyState, moto_server: str
+) -> None:
+    seed_mixed(moto_server)
+    async with provider(window=30.0) as built:
+        first = await built.mounter.mount(request(MIXED))
+        second = await built.mounter.mount(request(MIXED, pod="web-1"))
+        assert aws.count(operation="GetParameters") == 2
+        polls = [await built.mounter.mount(request(MIXED, pod=f"web-{i}", current=first)) for i in range(3)]
+    assert all(result == first == second for result in polls)
+    # the poll reused the parameter read of the first mounts and one DescribeSecret per secret
+    assert aws.count(operation="GetParameters") == 2
+    assert aws.count(operation="DescribeSecret") == 2
+
+
+@pytest.mark.asyncio
+async def test_describe_failures(aws: ProxyState, moto_server: str) -> None:
+    seed_mixed(moto_server)
+    async with provider(window=0) as built:
+        first = await built.mounter.mount(request(MIXED))
+        aws.faults[(REGION, "DescribeSecret")] = Fault(status=500, code="InternalServiceError")
+        retried = await built.mounter.mount(request(MIXED, current=first))
+        assert retried == first
+        assert aws.count(operation="BatchGetSecretValue") == 2
+        aws.faults[(REGION, "DescribeSecret")] = Fault(status=400, code="AccessDeniedException")
+        with pytest.raises(AccessDeniedError) as caught:
+            await built.mounter.mount(request(MIXED, current=first))
+    assert REGION in caught.value.message
+    assert '"app/db"' in caught.value.message or '"app/api"' in caught.value.message
+
+
+def test_value_cache_is_bounded_in_bytes_least_recently_used_first() -> None:
+    def key(name: str) -> ValueKey:
+        return ValueKey("static:A", REGION, name, "v1")
+
+    entry = key("a").cost() + 100
+    cache = ValueCache(2 * entry)
+    cache.put(key("a"), SecretBytes(b"a" * 100))
+    cache.put(key("b"), SecretBytes(b"b" * 100))
+    assert cache.get(key("a")) == SecretBytes(b"a" * 100)
+    cache.put(key("c"), SecretBytes(b"c" * 100))
+    assert cache.get(key("b")) is None
+    assert cache.get(key("a")) is not None and cache.get(key("c")) is not None
+    assert cache.size_bytes == 2 * entry
+    cache.put(key("huge"), SecretBytes(b"x" * (2 * entry)))
+    assert cache.get(key("huge")) is None and len(cache) == 2
+    assert ValueCache(0).get(key("a")) is None
+    assert ENTRY_OVERHEAD > 0
+    other = ValueKey("static:B", REGION, "a", "v1")
+    assert cache.get(other) is None
