@@ -13,7 +13,10 @@ import structlog
 from provider_aws import __version__
 from provider_aws.app import build_provider
 from provider_aws.errors import ProviderError
+from provider_aws.health import health_endpoint
 from provider_aws.logs import configure_logging
+from provider_aws.metrics import Metrics
+from provider_aws.observe import Observer
 from provider_aws.server import serve_until_signal
 from provider_aws.service import semver
 from provider_aws.settings import Settings, add_serve_arguments, settings_from_namespace
@@ -22,9 +25,27 @@ from provider_aws.validate import add_validate_arguments, run_validate
 __all__ = ["main"]
 
 
+_ROTATION_HELP = {
+    "checks": "Secrets Manager objects whose version a rotation poll decided.",
+    "changed": "Objects whose version to serve differed from the mounted one.",
+    "value_cache_hits": "Secret values answered from the value cache.",
+    "value_cache_misses": "Secret values not in the value cache.",
+    "coalesced": "AWS calls answered by an identical call in flight or within the coalesce window.",
+    "fetches": "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
+    "describes": "DescribeSecret requests sent to AWS.",
+}
+
+
 async def _serve(settings: Settings) -> None:
-    async with build_provider(settings) as provider:
-        await serve_until_signal(settings, provider.mounter)
+    metrics = Metrics()
+    observer = Observer(metrics)
+    async with build_provider(settings, aws_observer=observer) as provider:
+        metrics.watch_identity(provider.identity_stats)
+        rotation = getattr(provider, "rotation_stats", None)
+        if rotation is not None:
+            metrics.watch_stats(rotation, "rotation", lambda name: _ROTATION_HELP.get(name, name))
+        async with health_endpoint(settings.http_addr, settings.socket_path, metrics):
+            await serve_until_signal(settings, observer.wrap(provider.mounter), observer=observer)
 
 
 def _configure_logs(settings: Settings) -> None:

@@ -1,0 +1,135 @@
+"""One access line per Mount, and the glue that feeds metrics from the server's hooks.
+
+The server calls `MountObserver.started` and `.finished` in the task that serves the Mount,
+and awaits the handler in that same task, so a context variable set in `started` is the
+Mount's own record: the handler wrapper (`LoggedHandler`) adds the pod, namespace,
+ServiceAccount, object and AWS request counts to it, and `finished` writes the line with the
+outcome, gRPC status code and duration the server decided on — also for Mounts that failed,
+ran out of time or were rejected at shutdown.
+
+Only the pod keys of the attributes JSON are read; nothing else of the request is logged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from grpclib import Status
+
+from provider_aws.awsclients import RequestTally, current_tally, tally_requests
+from provider_aws.metrics import Metrics
+from provider_aws.model import MountInput, MountResult
+from provider_aws.service import MountHandler
+
+__all__ = ["MOUNT_EVENT", "LoggedHandler", "MountRecord", "Observer"]
+
+MOUNT_EVENT = "mount"
+_POD_KEYS = {
+    "pod": "csi.storage.k8s.io/pod.name",
+    "namespace": "csi.storage.k8s.io/pod.namespace",
+    "service_account": "csi.storage.k8s.io/serviceAccount.name",
+}
+# Names longer than Kubernetes allows are cut: a malformed request cannot flood the log.
+_MAX_NAME = 253
+
+_log = structlog.get_logger("provider_aws.access")
+
+
+@dataclass
+class MountRecord:
+    """What one Mount's access line says beyond outcome, status and duration."""
+
+    pod: str | None = None
+    namespace: str | None = None
+    service_account: str | None = None
+    objects: int | None = None
+    aws_requests: int | None = None
+    # Request tallies seen while this Mount ran; an id-keyed dict, since tallies are unhashable.
+    tallies: dict[int, RequestTally] = field(default_factory=dict)
+
+    def requests_seen(self) -> int:
+        return sum(tally.count for tally in self.tallies.values())
+
+
+_RECORD: contextvars.ContextVar[MountRecord | None] = contextvars.ContextVar("mount_record", default=None)
+
+
+def _pod_fields(attributes: str) -> dict[str, str]:
+    try:
+        parsed: Any = json.loads(attributes)
+    except ValueError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    found = {}
+    for name, key in _POD_KEYS.items():
+        value = parsed.get(key)
+        if isinstance(value, str) and value:
+            found[name] = value[:_MAX_NAME]
+    return found
+
+
+@dataclass
+class LoggedHandler:
+    """A `MountHandler` that fills the current Mount's record around the real handler."""
+
+    handler: MountHandler
+
+    async def mount(self, request: MountInput) -> MountResult:
+        record = _RECORD.get()
+        if record is None:  # called outside the server (no observer): nothing to record
+            return await self.handler.mount(request)
+        for name, value in _pod_fields(request.attributes).items():
+            setattr(record, name, value)
+        async with tally_requests() as outer:
+            record.tallies[id(outer)] = outer
+            result = await self.handler.mount(request)
+        record.objects = len(result.versions)
+        record.aws_requests = result.aws_requests
+        return result
+
+
+class Observer:
+    """`MountObserver` and `CallObserver` in one: metrics plus the per-Mount access line."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def started(self) -> None:
+        _RECORD.set(MountRecord())
+        self.metrics.started()
+
+    def finished(self, outcome: str, status: Status, seconds: float) -> None:
+        self.metrics.finished(outcome, status, seconds)
+        record = _RECORD.get() or MountRecord()
+        _RECORD.set(None)
+        requests = record.aws_requests if record.aws_requests is not None else record.requests_seen()
+        line: dict[str, Any] = {
+            "pod": record.pod,
+            "namespace": record.namespace,
+            "service_account": record.service_account,
+            "objects": record.objects,
+            "duration_ms": round(seconds * 1000, 1),
+            "outcome": str(outcome),
+            "code": status.name,
+            "aws_requests": requests,
+        }
+        if status is Status.OK:
+            _log.info(MOUNT_EVENT, **line)
+        else:
+            _log.warning(MOUNT_EVENT, **line)
+
+    def aws_call(self, service: str, operation: str, outcome: str) -> None:
+        self.metrics.aws_call(service, operation, outcome)
+        record = _RECORD.get()
+        tally = current_tally()
+        if record is not None and tally is not None:
+            # Remember the Mount's innermost tally: it still counts a failed Mount's requests.
+            record.tallies[id(tally)] = tally
+
+    def wrap(self, handler: MountHandler) -> LoggedHandler:
+        return LoggedHandler(handler)

@@ -1,0 +1,241 @@
+"""Metrics after real Mounts: socket -> build_provider -> moto, scraped over HTTP from /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
+
+from provider_aws import __version__
+from provider_aws.app import build_provider
+from provider_aws.health import health_endpoint
+from provider_aws.metrics import Metrics, StatsCollector
+from provider_aws.model import MountInput, MountResult
+from provider_aws.observe import Observer
+from provider_aws.regions import REGION_LABEL
+from provider_aws.service import MountHandler
+from provider_aws.settings import Settings
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.support.awsproxy import ProxyState
+from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.identity import served_cluster
+from tests.support.kubeapi import FakeKubeApi
+
+REGION = "eu-west-1"
+NODE = "node-a"
+STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
+WAIT_LIMIT = 10.0
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def attributes(objects: str, *, pod: str = "web-0") -> str:
+    # No region: the provider reads it from its node's label (a Kubernetes GET, once).
+    return json.dumps(
+        {
+            "csi.storage.k8s.io/pod.name": pod,
+            "csi.storage.k8s.io/pod.namespace": "shop",
+            "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
+            "csi.storage.k8s.io/serviceAccount.name": "web",
+            "objects": objects,
+        }
+    )
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@dataclass
+class Gate:
+    """Holds every Mount until `release` is set, then hands it to the real handler."""
+
+    handler: MountHandler
+    entered: asyncio.Event
+    release: asyncio.Event
+
+    async def mount(self, request: MountInput) -> MountResult:
+        self.entered.set()
+        await self.release.wait()
+        return await self.handler.mount(request)
+
+
+@dataclass
+class Stack:
+    client: GrpcioProviderClient
+    url: str
+    cluster: FakeKubeApi
+    gate: Gate
+
+    async def mount(self, objects: str, **kwargs: str) -> object:
+        return await asyncio.to_thread(
+            self.client.mount, attributes=attributes(objects, **kwargs), secrets=STATIC
+        )
+
+    async def scrape(self) -> tuple[str, Samples]:
+        async with (
+            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+            session.get(f"{self.url}/metrics") as response,
+        ):
+            assert response.status == 200
+            text = await response.text()
+            return response.headers["Content-Type"], parse(text)
+
+
+@pytest_asyncio.fixture
+async def stack(aws: ProxyState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+    with served_cluster(tmp_path, monkeypatch) as cluster, short_socket_dir() as socket_dir:
+        cluster.state.nodes[NODE] = {REGION_LABEL: REGION}
+        settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0, aws_max_attempts=1, node_name=NODE)
+        metrics = Metrics()
+        observer = Observer(metrics)
+        release = asyncio.Event()
+        release.set()
+        async with build_provider(settings, aws_observer=observer) as built:
+            metrics.watch_identity(built.identity_stats)
+            gate = Gate(observer.wrap(built.mounter), asyncio.Event(), release)
+            async with (
+                running_provider(settings, gate, observer=observer),
+                health_endpoint("127.0.0.1:0", settings.socket_path, metrics) as http,
+            ):
+                assert http is not None
+                host, port = http.address
+                with GrpcioProviderClient(settings.socket_path) as client:
+                    yield Stack(client, f"http://{host}:{port}", cluster, gate)
+
+
+@pytest.mark.asyncio
+async def test_mount_aws_and_kubernetes_counts_after_real_mounts(
+    aws: ProxyState, moto_server: str, stack: Stack
+) -> None:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    sm.create_secret(Name="app/db", SecretString="db-value")
+    sm.create_secret(Name="app/api", SecretString="api-value")
+    seed_client(moto_server, "ssm", REGION).put_parameter(Name="/app/flag", Value="on", Type="String")
+    good = (
+        "- objectName: app/db\n  objectType: secretsmanager\n"
+        "- objectName: app/api\n  objectType: secretsmanager\n"
+        "- objectName: /app/flag\n  objectType: ssmparameter\n  objectAlias: flag\n"
+    )
+    await stack.mount(good, pod="web-0")
+    await stack.mount(good, pod="web-1")
+    with pytest.raises(grpc.RpcError) as missing:
+        await stack.mount("- objectName: app/missing\n  objectType: secretsmanager\n", pod="web-2")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as invalid:
+        await stack.mount("- objectName: x\n  objectType: bogus\n", pod="web-3")
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+    content_type, samples = await stack.scrape()
+    assert content_type.startswith("text/plain; version=")
+    mounts = "provider_aws_mounts_total"
+    assert value(samples, mounts, outcome="ok", code="OK") == 2
+    assert value(samples, mounts, outcome="error", code="NOT_FOUND") == 1
+    assert value(samples, mounts, outcome="error", code="INVALID_ARGUMENT") == 1
+    duration = "provider_aws_mount_duration_seconds_count"
+    assert value(samples, duration, outcome="ok", code="OK") == 2
+    assert value(samples, duration, outcome="error", code="NOT_FOUND") == 1
+    assert value(samples, "provider_aws_mounts_in_flight") == 0
+    assert value(samples, "provider_aws_build_info", version=__version__) == 1
+
+    # Every AWS call the proxy saw is counted once, under its service and outcome.
+    aws_total = sum(v for (name, _), v in samples.items() if name == "provider_aws_aws_requests_total")
+    assert aws_total == aws.count() > 0
+    sm_success = sum(
+        v
+        for (name, labels), v in samples.items()
+        if name == "provider_aws_aws_requests_total"
+        and ("service", "secretsmanager") in labels
+        and ("outcome", "success") in labels
+    )
+    assert sm_success >= 2  # one value request per good Mount at least
+    assert value(
+        samples,
+        "provider_aws_aws_requests_total",
+        service="ssm",
+        operation="get_parameters",
+        outcome="success",
+    ) == aws.count(service="ssm")
+
+    # The node's region was read once from Kubernetes and then cached; static credentials need no STS.
+    assert stack.cluster.state.count("nodes") == 1
+    assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes") == 1
+    assert value(samples, "provider_aws_credential_requests_total") >= 3
+    assert not any(name == "provider_aws_sts_requests_total" for name, _ in samples)
+
+
+@pytest.mark.asyncio
+async def test_in_flight_gauge_follows_a_held_mount(aws: ProxyState, moto_server: str, stack: Stack) -> None:
+    seed_client(moto_server, "secretsmanager", REGION).create_secret(Name="held", SecretString="v")
+    stack.gate.release.clear()
+    mount = asyncio.create_task(stack.mount("- objectName: held\n  objectType: secretsmanager\n"))
+    async with asyncio.timeout(WAIT_LIMIT):
+        await stack.gate.entered.wait()
+    _, during = await stack.scrape()
+    assert value(during, "provider_aws_mounts_in_flight") == 1
+    assert value(during, "provider_aws_mounts_total", outcome="ok", code="OK") == 0
+    stack.gate.release.set()
+    async with asyncio.timeout(WAIT_LIMIT):
+        await mount
+    _, after = await stack.scrape()
+    assert value(after, "provider_aws_mounts_in_flight") == 0
+    assert value(after, "provider_aws_mounts_total", outcome="ok", code="OK") == 1
+
+
+@dataclass
+class Counters:
+    hits: int = 0
+    coalesced: int = 0
+    ratio: float = 0.5  # not an int: not exported
+    flag: bool = True  # a bool is not a counter
+
+
+def test_stats_collector_exports_int_fields_as_counters() -> None:
+    metrics = Metrics(version="1.2.3")
+    stats = Counters()
+    metrics.watch_stats(stats, "rotation", lambda name: f"help for {name}")
+    stats.hits += 3
+    stats.coalesced += 1
+    samples = parse(metrics.exposition().decode())
+    assert value(samples, "provider_aws_rotation_hits_total") == 3
+    assert value(samples, "provider_aws_rotation_coalesced_total") == 1
+    assert value(samples, "provider_aws_build_info", version="1.2.3") == 1
+    names = {name for name, _ in samples}
+    assert not {"provider_aws_rotation_ratio_total", "provider_aws_rotation_flag_total"} & names
+    with pytest.raises(TypeError):
+        StatsCollector(object(), "x", str)
+
+
+def test_two_metrics_objects_do_not_share_a_registry() -> None:
+    first, second = Metrics(), Metrics()
+    first.aws_call("ssm", "get_parameters", "success")
+    assert (
+        value(
+            parse(first.exposition().decode()),
+            "provider_aws_aws_requests_total",
+            service="ssm",
+            operation="get_parameters",
+            outcome="success",
+        )
+        == 1
+    )
+    assert not any(
+        name == "provider_aws_aws_requests_total" for name, _ in parse(second.exposition().decode())
+    )
