@@ -14,8 +14,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
+
+from tests.support.loopback import LoopbackHttpServer
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -182,25 +184,9 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class AwsProxy:
+class AwsProxy(LoopbackHttpServer):
     """Start with `start()`, stop with `stop()`; `url` is what AWS_ENDPOINT_URL should be."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.state = ProxyState(upstream=upstream)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> AwsProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(_handler(self.state))

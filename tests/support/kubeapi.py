@@ -12,11 +12,13 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support.loopback import LoopbackHttpServer
 
 _PATHS = (
     (re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/?]+)$"), "serviceaccounts"),
@@ -140,28 +142,12 @@ def _handler(state: KubeState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class FakeKubeApi:
+class FakeKubeApi(LoopbackHttpServer):
     """Start with `start()`, stop with `stop()`; `write_kubeconfig` points a client at it."""
 
     def __init__(self) -> None:
         self.state = KubeState()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeKubeApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(_handler(self.state))
 
     def write_kubeconfig(self, path: Path) -> Path:
         return write_kubeconfig(path, self.url)

@@ -12,7 +12,9 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback import LoopbackHttpServer
 
 PATH = "/v1/credentials"
 
@@ -82,33 +84,14 @@ def _handler(state: AgentState) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _V6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class FakePodIdentityAgent:
+class FakePodIdentityAgent(LoopbackHttpServer):
     def __init__(self, host: str = "127.0.0.1", state: AgentState | None = None) -> None:
         self.state = state if state is not None else AgentState()
-        server_class = _V6Server if ":" in host else ThreadingHTTPServer
-        self._server = server_class((host, 0), _handler(self.state))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(_handler(self.state), host)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        text = str(host)
-        shown = f"[{text}]" if ":" in text else text
-        return f"http://{shown}:{port}{PATH}"
-
-    def start(self) -> FakePodIdentityAgent:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        return f"{self.base_url}{PATH}"
 
 
 def closed_port_url(host: str = "127.0.0.1") -> str:

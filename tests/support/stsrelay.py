@@ -9,8 +9,10 @@ from __future__ import annotations
 import http.client
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback import LoopbackHttpServer
 
 
 @dataclass(frozen=True)
@@ -81,25 +83,9 @@ def _handler(state: RelayState, upstream: tuple[str, int]) -> type[BaseHTTPReque
     return Handler
 
 
-class StsRelay:
+class StsRelay(LoopbackHttpServer):
     def __init__(self, upstream_url: str) -> None:
         parts = urlsplit(upstream_url)
         self.state = RelayState()
         upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.state, upstream))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> StsRelay:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        super().__init__(_handler(self.state, upstream))

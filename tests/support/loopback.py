@@ -1,0 +1,43 @@
+"""A threaded HTTP server on a loopback address and a free port, for the tests' fake services."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+__all__ = ["LoopbackHttpServer"]
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+class LoopbackHttpServer:
+    """Start with `start()`, stop with `stop()`; `base_url` is `http://host:port`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        text = str(host)
+        return f"http://[{text}]:{port}" if ":" in text else f"http://{text}:{port}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
