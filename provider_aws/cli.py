@@ -25,25 +25,12 @@ from provider_aws.validate import add_validate_arguments, run_validate
 __all__ = ["main"]
 
 
-_ROTATION_HELP = {
-    "checks": "Secrets Manager objects whose version a rotation poll decided.",
-    "changed": "Objects whose version to serve differed from the mounted one.",
-    "value_cache_hits": "Secret values answered from the value cache.",
-    "value_cache_misses": "Secret values not in the value cache.",
-    "coalesced": "AWS calls answered by an identical call in flight or within the coalesce window.",
-    "fetches": "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
-    "describes": "DescribeSecret requests sent to AWS.",
-}
-
-
 async def _serve(settings: Settings) -> None:
     metrics = Metrics()
     observer = Observer(metrics)
     async with build_provider(settings, aws_observer=observer) as provider:
         metrics.watch_identity(provider.identity_stats)
-        rotation = getattr(provider, "rotation_stats", None)
-        if rotation is not None:
-            metrics.watch_stats(rotation, "rotation", lambda name: _ROTATION_HELP.get(name, name))
+        metrics.watch_rotation(provider.rotation_stats)
         async with health_endpoint(settings.http_addr, settings.socket_path, metrics):
             await serve_until_signal(settings, observer.wrap(provider.mounter), observer=observer)
 

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from provider_aws import __version__
 from provider_aws.credentials import IdentityStats
+from provider_aws.rotation import RotationStats
 
 __all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "StatsCollector"]
 
@@ -26,6 +27,18 @@ PREFIX = "provider_aws_"
 # A Mount answers from cache in milliseconds, from AWS in tens to hundreds, and the driver's
 # default deadline is a few seconds; the buckets cover that range.
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+_ROTATION_HELP = {
+    "checks": "Secrets Manager objects whose version a rotation poll decided.",
+    "changed": "Objects whose version to serve differed from the mounted one.",
+    "value_cache_hits": "Secret values answered from the value cache.",
+    "value_cache_misses": "Secret values looked up in the value cache and not found.",
+    "coalesced": "AWS calls answered by an identical call in flight or within the coalesce window.",
+    "fetches": "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
+    "describes": "DescribeSecret requests sent to AWS.",
+    "polls": "Mounts that carried the versions mounted before (rotation polls).",
+}
 
 
 class IdentityCollector(Collector):
@@ -141,6 +154,12 @@ class Metrics:
 
     def watch_identity(self, stats: IdentityStats) -> None:
         self.registry.register(IdentityCollector(stats))
+
+    def watch_rotation(self, stats: RotationStats) -> None:
+        """`provider_aws_rotation_<counter>_total` for every counter of the rotation layer."""
+        self.watch_stats(
+            stats, "rotation", lambda name: _ROTATION_HELP.get(name, f"Rotation counter {name}.")
+        )
 
     def watch_stats(self, stats: Any, prefix: str, describe: Callable[[str], str]) -> None:
         self.registry.register(StatsCollector(stats, prefix, describe))

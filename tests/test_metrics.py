@@ -110,6 +110,7 @@ async def stack(aws: ProxyState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         release.set()
         async with build_provider(settings, aws_observer=observer) as built:
             metrics.watch_identity(built.identity_stats)
+            metrics.watch_rotation(built.rotation_stats)
             gate = Gate(observer.wrap(built.mounter), asyncio.Event(), release)
             async with (
                 running_provider(settings, gate, observer=observer),
@@ -173,6 +174,12 @@ async def test_mount_aws_and_kubernetes_counts_after_real_mounts(
         operation="get_parameters",
         outcome="success",
     ) == aws.count(service="ssm")
+
+    # The rotation layer's value requests are the value calls the proxy saw.
+    value_calls = sum(
+        aws.count(operation=op) for op in ("BatchGetSecretValue", "GetSecretValue", "GetParameters")
+    )
+    assert value(samples, "provider_aws_rotation_fetches_total") == value_calls
 
     # The node's region was read once from Kubernetes and then cached; static credentials need no STS.
     assert stack.cluster.state.count("nodes") == 1

@@ -1,0 +1,201 @@
+"""/healthz, /readyz and /metrics over real HTTP on 127.0.0.1, against the real provider socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from provider_aws.health import (
+    HealthServer,
+    HttpEndpointError,
+    check_socket,
+    health_endpoint,
+    parse_http_addr,
+)
+from provider_aws.metrics import Metrics
+from provider_aws.model import MountInput, MountResult
+from provider_aws.settings import Settings
+from tests.support.grpc_clients import running_provider, short_socket_dir
+from tests.support.identity import served_cluster
+
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
+WAIT_LIMIT = 20.0
+
+
+class Refuses:
+    """A handler the probes never reach: they only call Health."""
+
+    async def mount(self, request: MountInput) -> MountResult:
+        raise AssertionError("no Mount is made in these tests")
+
+
+async def get(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session, session.get(url) as response:
+        return response.status, await response.text()
+
+
+def base_url(server: HealthServer) -> str:
+    host, port = server.address
+    return f"http://{host}:{port}"
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    with short_socket_dir() as path:
+        yield path
+
+
+@pytest.mark.asyncio
+async def test_readiness_flips_with_the_socket(socket_dir: Path) -> None:
+    settings = Settings(socket_dir=socket_dir, shutdown_grace=2.0)
+    async with health_endpoint("127.0.0.1:0", settings.socket_path, Metrics()) as server:
+        assert server is not None
+        host, port = server.address
+        assert host == "127.0.0.1" and port > 0
+        url = base_url(server)
+        # Before the socket exists: alive (starting), not ready.
+        assert await get(f"{url}/healthz") == (200, "ok: alive (socket not open)\n")
+        status, text = await get(f"{url}/readyz")
+        assert (status, text) == (503, "not ready: the provider socket does not exist\n")
+
+        async with running_provider(settings, Refuses()):
+            assert await get(f"{url}/readyz") == (200, "ok: ready\n")
+            assert await get(f"{url}/healthz") == (200, "ok: alive (SERVING)\n")
+
+        # Stopped: the socket is gone again.
+        assert (await get(f"{url}/readyz"))[0] == 503
+        assert (await get(f"{url}/healthz"))[0] == 200
+    # Stopped endpoint: the port no longer answers.
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await get(f"{url}/healthz")
+
+
+@pytest.mark.asyncio
+async def test_a_socket_that_does_not_answer_is_not_alive(socket_dir: Path) -> None:
+    os.makedirs(socket_dir)
+    path = socket_dir / "aws.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(8)  # accepts connections, never speaks HTTP/2: a wedged provider
+    try:
+        server = HealthServer("127.0.0.1:0", path, Metrics(), check_timeout=0.5)
+        await server.start()
+        try:
+            status, text = await get(f"{base_url(server)}/healthz")
+            assert status == 503
+            assert text == "not alive: no health answer over the socket within 0.5s\n"
+            status, text = await get(f"{base_url(server)}/readyz")
+            assert status == 503
+        finally:
+            await server.stop()
+    finally:
+        listener.close()
+    # A socket file with no listener behind it: refused at once.
+    result = await check_socket(path, 0.5)
+    assert not result.answered and not result.serving
+    assert result.detail == "cannot reach the provider socket: ConnectionRefusedError"
+
+
+@pytest.mark.asyncio
+async def test_metrics_page_is_prometheus_text(socket_dir: Path) -> None:
+    metrics = Metrics(version="9.9.9")
+    metrics.started()
+    async with health_endpoint("127.0.0.1:0", socket_dir / "aws.sock", metrics) as server:
+        assert server is not None
+        async with (
+            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
+            session.get(f"{base_url(server)}/metrics") as response,
+        ):
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/plain; version=")
+            text = await response.text()
+    assert 'provider_aws_build_info{version="9.9.9"} 1.0' in text
+    assert "provider_aws_mounts_in_flight 1.0" in text
+    assert "# TYPE provider_aws_mount_duration_seconds histogram" in text
+
+
+@pytest.mark.asyncio
+async def test_empty_address_disables_and_bad_addresses_fail_clearly(socket_dir: Path) -> None:
+    async with health_endpoint("", socket_dir / "aws.sock", Metrics()) as server:
+        assert server is None
+    for bad in ("8989", "host:port", "127.0.0.1:70000"):
+        with pytest.raises(HttpEndpointError, match="is not HOST:PORT"):
+            parse_http_addr(bad)
+    assert parse_http_addr(":8989") == ("0.0.0.0", 8989)
+    assert parse_http_addr("[::1]:0") == ("::1", 0)
+    # A port already taken: the error names the address.
+    async with health_endpoint("127.0.0.1:0", socket_dir / "aws.sock", Metrics()) as taken:
+        assert taken is not None
+        port = taken.address[1]
+        with pytest.raises(HttpEndpointError, match=f"cannot listen on 127.0.0.1:{port}"):
+            async with health_endpoint(f"127.0.0.1:{port}", socket_dir / "aws.sock", Metrics()):
+                pass
+
+
+@pytest.mark.asyncio
+async def test_ipv6_loopback(socket_dir: Path) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    async with health_endpoint("[::1]:0", socket_dir / "aws.sock", Metrics()) as server:
+        assert server is not None
+        host, port = server.address
+        assert host == "::1"
+        assert await get(f"http://[::1]:{port}/healthz") == (200, "ok: alive (socket not open)\n")
+
+
+async def _read_event(stream: asyncio.StreamReader, event: str) -> dict[str, object]:
+    while True:
+        line = await stream.readline()
+        if not line:
+            raise AssertionError(f"the process ended before logging {event!r}")
+        record = json.loads(line)
+        if record.get("event") == event:
+            return dict(record)
+
+
+@pytest.mark.asyncio
+async def test_serve_command_runs_the_endpoint_until_sigterm(
+    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with served_cluster(tmp_path, monkeypatch):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "provider_aws",
+            "serve",
+            "--socket-dir",
+            str(socket_dir),
+            "--http-addr",
+            "127.0.0.1:0",
+            env={**os.environ, "AWS_REGION": "eu-west-1"},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        try:
+            async with asyncio.timeout(WAIT_LIMIT):
+                listening = await _read_event(process.stderr, "http endpoint listening")
+                url = f"http://127.0.0.1:{listening['port']}"
+                await _read_event(process.stderr, "serving")
+                assert await get(f"{url}/readyz") == (200, "ok: ready\n")
+                status, text = await get(f"{url}/metrics")
+                assert status == 200
+                assert "provider_aws_build_info{" in text
+                assert "# TYPE provider_aws_kubernetes_requests_total counter" in text
+                assert "# TYPE provider_aws_rotation_coalesced_total counter" in text
+                process.send_signal(signal.SIGTERM)
+                assert await process.wait() == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert not (socket_dir / "aws.sock").exists()
