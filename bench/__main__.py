@@ -1,0 +1,127 @@
+"""`python -m bench`: run every case, print the table, write bench/results/bench.{json,md}."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.environment import started
+from bench.measure import Scale, run_all
+from bench.report import evaluate_targets, markdown, write_results
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SMOKE = Scale(
+    cold_runs=2,
+    warm_runs=3,
+    secret_counts=(1, 50),
+    burst_service_accounts=2,
+    burst_pods_per_account=3,
+    burst_secrets=3,
+    cpu_mounts=5,
+    rss_checkpoint=10,
+    rss_mounts=20,
+    rss_concurrency=4,
+)
+
+
+def _commit() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head
+
+
+def _uncommitted() -> list[str]:
+    """Provider files that differ from the commit: the process runs the working tree."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "provider_aws"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(line[3:] for line in status.splitlines() if line.strip())
+
+
+def _machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0))
+    return f"{model}, {cores} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def _scale_note(scale: Scale) -> str:
+    full = Scale()
+    if scale.rss_mounts < full.rss_mounts:
+        return (
+            f"scaled down: RSS after {scale.rss_mounts} Mounts instead of {full.rss_mounts}, "
+            f"{scale.cold_runs} cold and {scale.warm_runs} warm runs per case."
+        )
+    return f"{scale.cold_runs} cold and {scale.warm_runs} warm runs per case."
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="round trip added to each request")
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, for the smoke test")
+    parser.add_argument("--rss-mounts", type=int, help="Mounts before the last RSS sample (10000)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of bench.json and bench.md")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    scale = SMOKE if args.smoke else Scale()
+    if args.rss_mounts is not None:
+        scale = dataclasses.replace(scale, rss_mounts=args.rss_mounts)
+    delay = args.delay_ms / 1000
+    began = time.monotonic()
+    with started() as env:
+        figures = asyncio.run(run_all(env, scale, delay))
+    result: dict[str, Any] = {
+        "meta": {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": _machine(),
+            "commit": _commit(),
+            "uncommitted": _uncommitted(),
+            "delay_ms": args.delay_ms,
+            "scale": dataclasses.asdict(scale),
+            "scale_note": _scale_note(scale),
+            "duration_s": round(time.monotonic() - began, 1),
+        },
+        "figures": figures,
+        "targets": evaluate_targets(figures, delay),
+    }
+    json_path, md_path = write_results(result, args.out)
+    sys.stdout.write(markdown(result))
+    sys.stdout.write(f"\nwrote {json_path} and {md_path} in {result['meta']['duration_s']} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The bench's world: moto behind the delaying proxy, a fake kube-apiserver, the provider process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+from moto.server import ThreadedMotoServer
+
+from provider_aws.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.regions import REGION_LABEL
+from tests.support.awsproxy import AwsProxy
+from tests.support.identity import IRSA, jwt
+from tests.support.kubeapi import FakeKubeApi
+
+__all__ = ["REGION", "ROLE", "Environment", "mount_attributes", "started"]
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/bench-reader"
+NODE = "bench-node"
+SEED_KEY_ID = "AKIDBENCHSEEDONLY"
+SEED_SECRET = "bench-seed-secret-key"
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+
+@dataclass
+class Environment:
+    moto_url: str
+    proxy: AwsProxy
+    kube: FakeKubeApi
+    process: subprocess.Popen[bytes]
+    socket_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def set_delay(self, seconds: float) -> None:
+        self.proxy.state.delay = seconds
+        with self.kube.state.lock:
+            self.kube.state.delay = seconds
+
+    def add_service_account(self, namespace: str, name: str) -> None:
+        with self.kube.state.lock:
+            self.kube.state.service_accounts[(namespace, name)] = {ROLE_ARN_ANNOTATION: ROLE}
+
+    def seed(self, service: str) -> Any:
+        """A boto3 client straight to moto (not through the proxy), for creating test data."""
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.moto_url,
+            aws_access_key_id=SEED_KEY_ID,
+            aws_secret_access_key=SEED_SECRET,
+        )
+
+    def cpu_seconds(self) -> float:
+        """The provider's user + system CPU time so far, from /proc/PID/stat."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS in /proc status")
+
+
+def mount_attributes(
+    namespace: str, pod: str, service_account: str, objects: str, *, region: str | None = REGION
+) -> str:
+    """MountRequest.attributes as the driver sends them, with kubelet's service account tokens."""
+    tokens = {
+        IRSA: {
+            "token": jwt(namespace, service_account, pod, IRSA),
+            "expirationTimestamp": "2099-01-01T00:00:00Z",
+        }
+    }
+    attributes = {
+        "csi.storage.k8s.io/pod.name": pod,
+        "csi.storage.k8s.io/pod.namespace": namespace,
+        "csi.storage.k8s.io/pod.uid": f"uid-{namespace}-{pod}",
+        "csi.storage.k8s.io/serviceAccount.name": service_account,
+        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens),
+        "csi.storage.k8s.io/ephemeral": "false",
+        "secretProviderClass": "bench",
+        "objects": objects,
+    }
+    if region is not None:
+        attributes["region"] = region
+    return json.dumps(attributes)
+
+
+def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not socket_path.exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"provider-aws serve exited with status {process.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("provider-aws serve did not create its socket in time")
+        time.sleep(0.05)
+
+
+@contextmanager
+def started(log_level: str = "warning") -> Iterator[Environment]:
+    """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    moto_url = f"http://{host}:{port}"
+    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
+    proxy = AwsProxy((host, int(port))).start()
+    kube = FakeKubeApi().start()
+    kube.state.nodes[NODE] = {REGION_LABEL: REGION}
+    process: subprocess.Popen[bytes] | None = None
+    with tempfile.TemporaryDirectory(prefix="pab-", dir="/tmp") as scratch:
+        directory = Path(scratch)
+        kubeconfig = kube.write_kubeconfig(directory / "kubeconfig")
+        socket_dir = directory / "s"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": scratch,
+            "AWS_ENDPOINT_URL": proxy.url,
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "KUBECONFIG": str(kubeconfig),
+            "NODE_NAME": NODE,
+        }
+        command = [
+            str(Path(sys.executable).with_name("provider-aws")),
+            "serve",
+            "--socket-dir",
+            str(socket_dir),
+            "--http-addr",
+            "",
+            "--log-level",
+            log_level,
+        ]
+        try:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+            _wait_for_socket(process, socket_dir / "aws.sock")
+            yield Environment(moto_url, proxy, kube, process, socket_dir / "aws.sock")
+        finally:
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=STOP_TIMEOUT)
+            kube.stop()
+            proxy.stop()
+            moto.stop()

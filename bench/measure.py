@@ -1,0 +1,279 @@
+"""The measured cases: Mount latency cold and warm, a rotation poll, a burst, CPU and RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from grpclib.client import Channel
+
+from bench.environment import Environment, mount_attributes
+from bench.gomodel import go_cost
+from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, MountResponse, ObjectVersion
+
+__all__ = ["Case", "Scale", "run_all"]
+
+NAMESPACE = "bench"
+TARGET_PATH = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"
+MOUNT_TIMEOUT = 60.0
+MAX_SECRETS = 100
+PARAMETERS = 25
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How many runs each case gets; `make bench` uses the defaults, the smoke test tiny ones."""
+
+    cold_runs: int = 15
+    warm_runs: int = 40
+    secret_counts: tuple[int, ...] = (1, 10, 50, 100)
+    burst_service_accounts: int = 10
+    burst_pods_per_account: int = 10
+    burst_secrets: int = 10
+    cpu_mounts: int = 300
+    rss_checkpoint: int = 1000
+    rss_mounts: int = 10_000
+    rss_concurrency: int = 32
+
+
+@dataclass
+class Case:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    mounts: int = 0
+    go_seconds: float = 0.0
+    go_requests: int = 0
+    # How long each AWS request took as the proxy saw it: the delay plus moto's own time.
+    request_seconds: list[float] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    def as_dict(self) -> dict[str, Any]:
+        per_mount = {op: n / self.mounts for op, n in sorted(self.requests.items())} if self.mounts else {}
+        median = statistics.median(self.latencies) if self.latencies else None
+        return {
+            "name": self.name,
+            "runs": len(self.latencies),
+            "median_ms": None if median is None else median * 1000,
+            "p99_ms": self.percentile(0.99) * 1000 if self.latencies else None,
+            "requests_per_mount": per_mount,
+            "aws_requests_per_mount": sum(n for op, n in per_mount.items() if not op.startswith("GET ")),
+            "aws_request_median_ms": (
+                statistics.median(self.request_seconds) * 1000 if self.request_seconds else None
+            ),
+            "go_ms": self.go_seconds * 1000,
+            "go_requests": self.go_requests,
+            "ratio": None if median is None or not self.go_seconds else median / self.go_seconds,
+            **self.extra,
+        }
+
+
+def objects_yaml(secrets: int = 0, parameters: int = 0) -> str:
+    lines = [f"- objectName: bench/s-{i:03d}\n  objectType: secretsmanager\n" for i in range(secrets)]
+    lines += [f"- objectName: /bench/p-{i:02d}\n  objectType: ssmparameter\n" for i in range(parameters)]
+    return "".join(lines)
+
+
+def seed(env: Environment) -> None:
+    secrets = env.seed("secretsmanager")
+    for i in range(MAX_SECRETS):
+        secrets.create_secret(Name=f"bench/s-{i:03d}", SecretString=f"value-{i:03d}-" + "x" * 64)
+    ssm = env.seed("ssm")
+    for i in range(PARAMETERS):
+        ssm.put_parameter(Name=f"/bench/p-{i:02d}", Value=f"parameter-{i:02d}", Type="String")
+
+
+class Driver:
+    """Calls Mount over the provider's socket as the CSI driver does, and counts what it caused."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.channel = Channel(path=str(env.socket_path))
+        self.stub = CsiDriverProviderStub(self.channel)
+        self._accounts = 0
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def new_service_account(self, prefix: str) -> str:
+        self._accounts += 1
+        name = f"{prefix}-{self._accounts}"
+        self.env.add_service_account(NAMESPACE, name)
+        return name
+
+    def calls_so_far(self) -> int:
+        with self.env.proxy.state.lock:
+            return len(self.env.proxy.state.calls)
+
+    def call_seconds(self, since: int) -> list[float]:
+        with self.env.proxy.state.lock:
+            return [call.end - call.start for call in self.env.proxy.state.calls[since:]]
+
+    def counts(self) -> Counter[str]:
+        counts = Counter(self.env.proxy.state.operations())
+        with self.env.kube.state.lock:
+            for resource, n in self.env.kube.state.gets.items():
+                counts[f"GET {resource.removesuffix('s')}"] += n
+        return counts
+
+    async def mount(
+        self, pod: str, account: str, objects: str, current: Sequence[ObjectVersion] = ()
+    ) -> tuple[float, MountResponse]:
+        request = MountRequest(
+            attributes=mount_attributes(NAMESPACE, pod, account, objects),
+            secrets="null",
+            target_path=TARGET_PATH,
+            permission="420",
+            current_object_version=list(current),
+        )
+        start = time.perf_counter()
+        reply = await self.stub.mount(request, timeout=MOUNT_TIMEOUT)
+        elapsed = time.perf_counter() - start
+        if reply.error.code:
+            raise RuntimeError(f"Mount failed with {reply.error.code}")
+        return elapsed, reply
+
+
+async def _sequential(
+    driver: Driver, case: Case, runs: int, objects: str, *, cold: bool, current: Sequence[ObjectVersion] = ()
+) -> None:
+    account = "" if cold else driver.new_service_account("warm")
+    if not cold:
+        await driver.mount("warm-up", account, objects)  # makes the ServiceAccount warm
+    before, calls = driver.counts(), driver.calls_so_far()
+    for run in range(runs):
+        if cold:
+            account = driver.new_service_account("cold")
+        elapsed, _ = await driver.mount(f"pod-{run}", account, objects, current)
+        case.latencies.append(elapsed)
+    case.requests = driver.counts() - before
+    case.request_seconds = driver.call_seconds(calls)
+    case.mounts = runs
+
+
+async def _latency_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
+    cases: list[Case] = []
+    shapes = [(f"{n} secrets", n, 0) for n in scale.secret_counts] + [(f"{PARAMETERS} parameters", 0, 25)]
+    for label, secrets, parameters in shapes:
+        objects = objects_yaml(secrets, parameters)
+        go = go_cost(secrets=secrets, parameters=parameters, delay=delay)
+        for temperature, runs in (("cold", scale.cold_runs), ("warm", scale.warm_runs)):
+            case = Case(f"Mount {label}, {temperature}", go_seconds=go.seconds, go_requests=go.total_requests)
+            await _sequential(driver, case, runs, objects, cold=temperature == "cold")
+            cases.append(case)
+    return cases
+
+
+async def _poll_case(driver: Driver, scale: Scale, delay: float) -> Case:
+    objects = objects_yaml(50)
+    account = driver.new_service_account("poll")
+    _, first = await driver.mount("poll-0", account, objects)
+    current = [ObjectVersion(id=v.id, version=v.version) for v in first.object_version]
+    go = go_cost(secrets=50, poll=True, delay=delay)
+    case = Case("Rotation poll, 50 unchanged secrets", go_seconds=go.seconds, go_requests=go.total_requests)
+    before, calls = driver.counts(), driver.calls_so_far()
+    for run in range(scale.warm_runs):
+        elapsed, _ = await driver.mount(f"poll-{run % 3}", account, objects, current)
+        case.latencies.append(elapsed)
+    case.requests = driver.counts() - before
+    case.request_seconds = driver.call_seconds(calls)
+    case.mounts = scale.warm_runs
+    return case
+
+
+async def _burst_case(driver: Driver, scale: Scale, delay: float) -> Case:
+    objects = objects_yaml(scale.burst_secrets)
+    accounts = [driver.new_service_account("burst") for _ in range(scale.burst_service_accounts)]
+    pods = [
+        (f"burst-{a}-{p}", account)
+        for a, account in enumerate(accounts)
+        for p in range(scale.burst_pods_per_account)
+    ]
+    go = go_cost(secrets=scale.burst_secrets, delay=delay)
+    case = Case(
+        f"Burst: {len(pods)} pods ({len(accounts)} ServiceAccounts, "
+        f"{scale.burst_secrets} secrets each), cold",
+        go_seconds=go.seconds,
+        go_requests=go.total_requests,
+    )
+    before, cpu_before, calls = driver.counts(), driver.env.cpu_seconds(), driver.calls_so_far()
+    start = time.perf_counter()
+    results = await asyncio.gather(*(driver.mount(pod, account, objects) for pod, account in pods))
+    wall = time.perf_counter() - start
+    case.latencies = [elapsed for elapsed, _ in results]
+    case.requests = driver.counts() - before
+    case.request_seconds = driver.call_seconds(calls)
+    case.mounts = len(pods)
+    case.extra = {
+        "wall_ms": wall * 1000,
+        "cpu_ms_per_mount": (driver.env.cpu_seconds() - cpu_before) * 1000 / len(pods),
+    }
+    return case
+
+
+async def _cpu_case(driver: Driver, scale: Scale) -> dict[str, Any]:
+    objects = objects_yaml(10)
+    account = driver.new_service_account("cpu")
+    await driver.mount("cpu-0", account, objects)
+    cpu_before = driver.env.cpu_seconds()
+    for run in range(scale.cpu_mounts):
+        await driver.mount(f"cpu-{run % 10}", account, objects)
+    cpu = driver.env.cpu_seconds() - cpu_before
+    return {"mounts": scale.cpu_mounts, "cpu_ms_per_mount": cpu * 1000 / scale.cpu_mounts}
+
+
+async def _many(driver: Driver, accounts: list[str], start: int, stop: int, concurrency: int) -> None:
+    objects = objects_yaml(1)
+    queue = iter(range(start, stop))
+
+    async def worker() -> None:
+        for index in queue:
+            await driver.mount(f"rss-{index % 100}", accounts[index % len(accounts)], objects)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _rss_case(driver: Driver, scale: Scale, idle_mib: float) -> dict[str, Any]:
+    accounts = [driver.new_service_account("rss") for _ in range(10)]
+    checkpoint = min(scale.rss_checkpoint, scale.rss_mounts)
+    await _many(driver, accounts, 0, checkpoint, scale.rss_concurrency)
+    after_checkpoint = driver.env.rss_mib()
+    await _many(driver, accounts, checkpoint, scale.rss_mounts, scale.rss_concurrency)
+    after_all = driver.env.rss_mib()
+    return {
+        "idle_mib": idle_mib,
+        "checkpoint_mounts": checkpoint,
+        "after_checkpoint_mib": after_checkpoint,
+        "mounts": scale.rss_mounts,
+        "after_all_mib": after_all,
+        "growth_mib": after_all - after_checkpoint,
+    }
+
+
+async def run_all(env: Environment, scale: Scale, delay: float) -> dict[str, Any]:
+    """Every case in turn on one provider process; returns the figures as plain data."""
+    idle_mib = env.rss_mib()
+    seed(env)
+    driver = Driver(env)
+    try:
+        env.set_delay(delay)
+        cases = await _latency_cases(driver, scale, delay)
+        cases.append(await _poll_case(driver, scale, delay))
+        burst = await _burst_case(driver, scale, delay)
+        cases.append(burst)
+        cpu = await _cpu_case(driver, scale)
+        # RSS depends on what is kept, not on waiting: the many Mounts run without the delay.
+        env.set_delay(0.0)
+        rss = await _rss_case(driver, scale, idle_mib)
+    finally:
+        driver.close()
+    return {"cases": [case.as_dict() for case in cases], "cpu_warm_10": cpu, "rss": rss}

@@ -1,0 +1,54 @@
+"""`make bench` with tiny counts, so the harness cannot rot: real provider process, moto, fake cluster."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.__main__ import main
+from bench.gomodel import go_cost
+
+
+def test_go_cost_follows_the_go_providers_request_pattern() -> None:
+    warm = go_cost(secrets=50, delay=0.02)
+    assert warm.requests == {"GET serviceaccount": 1, "AssumeRoleWithWebIdentity": 1, "GetSecretValue": 50}
+    assert abs(warm.seconds - 52 * 0.02) < 1e-9
+    poll = go_cost(secrets=50, poll=True, delay=0.02)
+    assert poll.requests["DescribeSecret"] == 50
+    assert "GetSecretValue" not in poll.requests
+    parameters = go_cost(parameters=25, region_given=False, delay=0.02)
+    assert parameters.requests["GetParameters"] == 3
+    assert parameters.requests["GET pod"] == parameters.requests["GET node"] == 1
+    assert parameters.total_requests == 7
+
+
+def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
+    assert main(["--smoke", "--delay-ms", "5", "--out", str(tmp_path)]) == 0
+
+    result = json.loads((tmp_path / "bench.json").read_text())
+    cases = {case["name"]: case for case in result["figures"]["cases"]}
+    for name in ("Mount 1 secrets, cold", "Mount 50 secrets, warm", "Mount 25 parameters, warm"):
+        assert cases[name]["runs"] >= 2
+        assert cases[name]["median_ms"] > 0
+    cold, warm = cases["Mount 50 secrets, cold"], cases["Mount 50 secrets, warm"]
+    # Cold: one ServiceAccount read and one STS exchange per Mount; warm: neither.
+    assert cold["requests_per_mount"]["GET serviceaccount"] == 1
+    assert cold["requests_per_mount"]["AssumeRoleWithWebIdentity"] == 1
+    assert "AssumeRoleWithWebIdentity" not in warm["requests_per_mount"]
+    assert "GET serviceaccount" not in warm["requests_per_mount"]
+    assert 1 <= warm["aws_requests_per_mount"] < 50
+    assert warm["go_requests"] == 52
+    assert cases["Mount 25 parameters, cold"]["go_requests"] == 5
+    burst = next(case for name, case in cases.items() if name.startswith("Burst"))
+    assert burst["runs"] == 6
+    assert burst["cpu_ms_per_mount"] > 0
+    rss = result["figures"]["rss"]
+    assert 0 < rss["idle_mib"] <= rss["after_all_mib"]
+    assert result["figures"]["cpu_warm_10"]["cpu_ms_per_mount"] > 0
+    assert len(result["targets"]) == 8
+    assert all(isinstance(target["met"], bool) for target in result["targets"])
+    assert "scaled down" in result["meta"]["scale_note"]
+
+    table = (tmp_path / "bench.md").read_text()
+    assert "| Mount 50 secrets, warm |" in table
+    assert "| Target | Limit | Measured | Met |" in table
