@@ -75,6 +75,8 @@ class Fetcher:
         poll = bool(current)
         fetched: list[FetchedObject] = []
         pending = list(specs)
+        if poll:
+            self.stats.polls += 1
         if poll and regions:
             call = self._call(regions[0], 0, await credentials(regions[0]), reuse_recent=True)
             fetched, pending = await check_secrets(call, pending, dict(current), self.values, self.stats)

@@ -8,6 +8,7 @@ label), and a value already fetched for that identity and version is served from
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ class RotationStats:
     fetches: int = 0
     # DescribeSecret requests sent to AWS.
     describes: int = 0
+    # Mounts that carried the versions mounted before.
+    polls: int = 0
 
 
 def _freeze(value: Any) -> Hashable:
@@ -72,6 +75,12 @@ class SharedCalls:
         self.stats = stats
         self._flight: SingleFlight[_Key, dict[str, Any]] = SingleFlight()
         self._recent: TtlCache[_Key, dict[str, Any]] = TtlCache(max_recent)
+        # Answers hold secret values: each is dropped when its window ends, not only when pushed out.
+        self._expiries: set[asyncio.TimerHandle] = set()
+
+    @property
+    def recent_answers(self) -> int:
+        return len(self._recent)
 
     async def call(
         self, via: RegionCall, service: str, operation: str, params: Mapping[str, Any]
@@ -99,7 +108,7 @@ class SharedCalls:
             nonlocal ran
             ran = True
             answer = await send()
-            self._recent.put(key, answer, self.window)
+            self._keep(key, answer)
             return answer
 
         answer = await self._flight.run(key, run)
@@ -107,7 +116,20 @@ class SharedCalls:
             self.stats.coalesced += 1
         return answer
 
+    def _keep(self, key: _Key, answer: dict[str, Any]) -> None:
+        self._recent.put(key, answer, self.window)
+
+        def expire() -> None:
+            self._expiries.discard(handle)
+            self._recent.discard(key, answer)
+
+        handle = asyncio.get_running_loop().call_later(self.window, expire)
+        self._expiries.add(handle)
+
     async def close(self) -> None:
+        for handle in self._expiries:
+            handle.cancel()
+        self._expiries.clear()
         await self._flight.close()
         self._recent.clear()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,6 +16,7 @@ from provider_aws.backends.secretsmanager import BatchRefusals
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.fetch import Fetcher
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
+from provider_aws.rotation import RotationStats, SharedCalls
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
@@ -236,3 +238,36 @@ async def test_json_secret_round_trip(aws: ProxyState, moto_server: str, fetcher
     seed_client(moto_server, "secretsmanager", PRIMARY).create_secret(Name="MySecret", SecretString=doc)
     got = values(await fetcher.fetch((secret("MySecret"),), (PRIMARY,), creds))
     assert json.loads(got["MySecret"][0]) == json.loads(doc)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("window", "identities", "batches"), [(5.0, 1, 1), (5.0, 2, 2), (0.0, 1, 4)])
+async def test_identical_fetches_in_flight_are_shared_per_identity(
+    aws: ProxyState, moto_server: str, window: float, identities: int, batches: int
+) -> None:
+    sm = seed_client(moto_server, "secretsmanager", PRIMARY)
+    for i in range(3):
+        sm.create_secret(Name=f"s{i}", SecretString=f"v{i}")
+    clients = AwsClients(Settings(aws_max_attempts=2), get_session())
+    stats = RotationStats()
+    shared_fetcher = Fetcher(clients, BatchRefusals(ttl=300), stats=stats, shared=SharedCalls(window, stats))
+    specs = tuple(secret(f"s{i}") for i in range(3))
+
+    def creds_of(index: int) -> Callable[[str], Awaitable[StaticCreds]]:
+        async def creds_for(_region: str) -> StaticCreds:
+            return StaticCreds(
+                access_key_id=f"AKID{index % identities}", identity=f"static:{index % identities}"
+            )
+
+        return creds_for
+
+    aws.delay = 0.2
+    try:
+        results = await asyncio.gather(
+            *(shared_fetcher.fetch(specs, (PRIMARY,), creds_of(i)) for i in range(4))
+        )
+    finally:
+        await clients.close()
+    assert all(values(result) == values(results[0]) for result in results)
+    assert aws.count(operation="BatchGetSecretValue") == batches == stats.fetches
+    assert stats.coalesced == 4 - batches

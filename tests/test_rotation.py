@@ -305,3 +305,22 @@ def test_value_cache_is_bounded_in_bytes_least_recently_used_first() -> None:
     assert ENTRY_OVERHEAD > 0
     other = ValueKey("static:B", REGION, "a", "v1")
     assert cache.get(other) is None
+
+
+@pytest.mark.asyncio
+async def test_recent_answers_are_dropped_when_the_window_ends(aws: ProxyState, moto_server: str) -> None:
+    seed_mixed(moto_server)
+    async with provider(window=0.3) as built:
+        first = await built.mounter.mount(request(MIXED))
+        await built.mounter.mount(request(MIXED, current=first))
+        shared = built.mounter.fetcher.shared
+        assert shared is not None and shared.recent_answers > 0
+        # the loop runs the (earlier) expiry timers before this sleep ends
+        await asyncio.sleep(0.4)
+        assert shared.recent_answers == 0
+        reads = aws.count(operation="GetParameters")
+        await built.mounter.mount(request(MIXED, current=first))
+    # nothing reused after the window: the last poll checked again and re-read the parameter
+    assert aws.count(operation="DescribeSecret") == 4
+    assert aws.count(operation="GetParameters") == reads + 1
+    assert built.rotation_stats.polls == 2
