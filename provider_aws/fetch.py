@@ -80,6 +80,13 @@ class Fetcher:
         if poll and regions:
             call = self._call(regions[0], 0, await credentials(regions[0]), reuse_recent=True)
             fetched, pending = await check_secrets(call, pending, dict(current), self.values, self.stats)
+            log.debug(
+                "rotation check",
+                region=regions[0],
+                identity=call.credentials.identity,
+                from_memory=[item.spec.file_name for item in fetched],
+                to_fetch=[spec.file_name for spec in pending],
+            )
         failures: list[tuple[ObjectSpec, AwsCallError]] = []
         for index, region in enumerate(regions):
             if not pending:

@@ -172,10 +172,8 @@ async def check_secrets(
     groups = group_by_ref(secrets, call.region_index)
 
     async def decide(ref: ObjectRef, group: list[ObjectSpec]) -> tuple[list[FetchedObject], list[ObjectSpec]]:
-        pinned_and_current = ref.version_id is not None and all(
-            mounted.get(spec.file_name) == ref.version_id for spec in group
-        )
-        version = ref.version_id if pinned_and_current else await _version_to_serve(call, ref)
+        # A pin needs no call: mounted or not, the pinned version is the one to serve.
+        version = await _version_to_serve(call, ref)
         stats.checks += len(group)
         if version is None:
             return [], group
