@@ -239,3 +239,43 @@ def test_redact_keeps_plain_values_and_identifiers() -> None:
     for _ in range(12):
         deep = [deep]
     assert PLAIN_SECRET not in repr(redact(deep))
+
+
+@pytest.mark.asyncio
+async def test_concurrent_mounts_each_get_their_own_line(
+    aws: ProxyState, moto_server: str, provider: Running
+) -> None:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    pods = [f"web-{n}" for n in range(8)]
+    for pod in pods:
+        sm.create_secret(Name=f"app/{pod}", SecretString=f"value of {pod}")
+    with capture_logs() as logs:
+        await asyncio.gather(
+            *(provider.mount(f"- objectName: app/{pod}\n  objectType: secretsmanager\n", pod) for pod in pods)
+        )
+    lines = {line["pod"]: line for line in access_lines(logs)}
+    assert set(lines) == set(pods)
+    assert all(
+        (line["code"], line["objects"], line["aws_requests"]) == ("OK", 1, 1) for line in lines.values()
+    )
+    assert aws.count() == len(pods)
+
+
+@pytest.mark.asyncio
+async def test_a_mount_past_its_deadline_is_logged_as_such(
+    aws: ProxyState, moto_server: str, provider: Running
+) -> None:
+    seed_client(moto_server, "secretsmanager", REGION).create_secret(Name="app/slow", SecretString=VALUE)
+    aws.faults[(REGION, "*")] = Fault(delay=3.0, forward_after_delay=True)
+    with capture_logs() as logs, pytest.raises(grpc.RpcError) as caught:
+        await asyncio.to_thread(
+            provider.client.mount,
+            attributes=attributes("- objectName: app/slow\n  objectType: secretsmanager\n", "web-slow"),
+            secrets=STATIC,
+            timeout=1.0,
+        )
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    [line] = access_lines(logs)
+    assert (line["pod"], line["outcome"], line["code"]) == ("web-slow", "deadline", "DEADLINE_EXCEEDED")
+    assert line["log_level"] == "warning" and line["objects"] is None
+    assert line["duration_ms"] < 3000  # answered before the delayed AWS reply
