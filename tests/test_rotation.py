@@ -20,6 +20,7 @@ from provider_aws.settings import Settings
 from provider_aws.valuecache import ENTRY_OVERHEAD, ValueCache, ValueKey
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
+from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 
 REGION = "eu-west-1"
 VALUE_OPERATIONS = ("GetSecretValue", "BatchGetSecretValue")
@@ -324,3 +325,79 @@ async def test_recent_answers_are_dropped_when_the_window_ends(aws: ProxyState, 
     assert aws.count(operation="DescribeSecret") == 4
     assert aws.count(operation="GetParameters") == reads + 1
     assert built.rotation_stats.polls == 2
+
+
+@pytest.mark.asyncio
+async def test_checks_of_a_poll_run_concurrently(aws: ProxyState, moto_server: str) -> None:
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    names = [f"app/c{i}" for i in range(5)]
+    for name in names:
+        sm.create_secret(Name=name, SecretString=name)
+    objects = secret_objects(*names)
+    async with provider(window=0) as built:
+        first = await built.mounter.mount(request(objects))
+        aws.delay = 0.2
+        polled = await built.mounter.mount(request(objects, current=first))
+    assert polled == first
+    describes = [c for c in aws.calls if c.operation == "DescribeSecret"]
+    assert len(describes) == 5
+    assert max(c.start for c in describes) < min(c.end for c in describes)
+
+
+@pytest.mark.asyncio
+async def test_poll_fails_over_when_the_primary_region_is_down(aws: ProxyState, moto_server: str) -> None:
+    failover = "eu-central-1"
+    for region in (REGION, failover):
+        seed_client(moto_server, "secretsmanager", region).create_secret(Name="app/db", SecretString="pw")
+    objects = "- objectName: app/db\n  objectType: secretsmanager\n"
+    mount = request(objects)
+    attributes = json.loads(mount.attributes)
+    attributes["failoverRegion"] = failover
+    async with provider(window=0) as built:
+        first = await built.mounter.mount(
+            MountInput(json.dumps(attributes), mount.secrets, mount.target_path, mount.permission)
+        )
+        aws.faults[(REGION, "*")] = Fault(status=503, code="ServiceUnavailable")
+        polled = await built.mounter.mount(
+            MountInput(
+                json.dumps(attributes),
+                mount.secrets,
+                mount.target_path,
+                mount.permission,
+                tuple((v.id, v.version) for v in first.versions),
+            )
+        )
+    assert files(polled) == {"app_db": b"pw"}
+    assert [c.region for c in aws.calls if c.status == 200][-1] == failover
+
+
+@pytest.mark.asyncio
+async def test_poll_over_grpc(aws: ProxyState, moto_server: str) -> None:
+    sm = seed_mixed(moto_server)
+    first_request = request(MIXED)
+    with short_socket_dir() as socket_dir:
+        settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0, coalesce_window=0.0)
+        async with build_provider(settings) as built, running_provider(settings, built.mounter):
+            with GrpcioProviderClient(settings.socket_path) as client:
+
+                def mount(current: tuple[tuple[str, str], ...] = ()) -> Any:
+                    return client.mount(
+                        attributes=first_request.attributes,
+                        secrets=first_request.secrets,
+                        current=current,
+                    )
+
+                first = await asyncio.to_thread(mount)
+                mounted = tuple((v.id, v.version) for v in first.object_version)
+                unchanged = await asyncio.to_thread(mount, mounted)
+                reads = value_calls(aws)
+                put = sm.put_secret_value(SecretId="app/api", SecretString="key-2")
+                rotated = await asyncio.to_thread(mount, mounted)
+    assert [(f.path, f.mode, f.contents) for f in unchanged.files] == [
+        (f.path, f.mode, f.contents) for f in first.files
+    ]
+    assert reads == 1  # the first mount's batch only
+    got = {f.path: f.contents for f in rotated.files}
+    assert got["api"] == b"key-2" and got["db-password"] == b"pw-1"
+    assert {v.id: v.version for v in rotated.object_version}["api"] == put["VersionId"]
+    assert value_calls(aws) == 2
