@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay-ms", type=float, default=20.0, help="round trip added to each request")
     parser.add_argument("--smoke", action="store_true", help="tiny counts, for the smoke test")
     parser.add_argument("--rss-mounts", type=int, help="Mounts before the last RSS sample (10000)")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy samples (raw, flamegraph input) of the warm 10-secret Mounts"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of bench.json and bench.md")
     return parser
 
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     delay = args.delay_ms / 1000
     began = time.monotonic()
     with started() as env:
-        figures = asyncio.run(run_all(env, scale, delay))
+        figures = asyncio.run(run_all(env, scale, delay, profile=args.profile))
     result: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from tests.support.awsproxy import AwsProxy
 from tests.support.identity import IRSA, jwt
 from tests.support.kubeapi import FakeKubeApi
 
-__all__ = ["REGION", "ROLE", "Environment", "mount_attributes", "started"]
+__all__ = ["REGION", "ROLE", "Environment", "mount_attributes", "profiled", "started"]
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/bench-reader"
@@ -115,8 +116,20 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> Non
         time.sleep(0.05)
 
 
+def _disable_nagle(*servers: AwsProxy | FakeKubeApi) -> None:
+    """TCP_NODELAY on the stand-ins' accepted sockets, as AWS's and Kubernetes' own servers answer.
+
+    http.server sends the headers and the body of an answer in two writes; with Nagle's algorithm
+    the body then waits for the client's delayed ACK (up to 40 ms on Linux), a cost that real
+    endpoints do not add and that would be charged to the provider.
+    """
+    for server in servers:
+        handler = server._server.RequestHandlerClass
+        handler.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+
+
 @contextmanager
-def started(log_level: str = "warning") -> Iterator[Environment]:
+def started(log_level: str = "warning", *, nodelay: bool = True) -> Iterator[Environment]:
     """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -124,8 +137,12 @@ def started(log_level: str = "warning") -> Iterator[Environment]:
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
     urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
-    proxy = AwsProxy((host, int(port))).start()
-    kube = FakeKubeApi().start()
+    proxy = AwsProxy((host, int(port)))
+    kube = FakeKubeApi()
+    if nodelay:
+        _disable_nagle(proxy, kube)
+    proxy.start()
+    kube.start()
     kube.state.nodes[NODE] = {REGION_LABEL: REGION}
     process: subprocess.Popen[bytes] | None = None
     with tempfile.TemporaryDirectory(prefix="pab-", dir="/tmp") as scratch:
@@ -167,3 +184,27 @@ def started(log_level: str = "warning") -> Iterator[Environment]:
             kube.stop()
             proxy.stop()
             moto.stop()
+
+
+@contextmanager
+def profiled(pid: int, output: Path | None) -> Iterator[None]:
+    """py-spy samples process `pid` for as long as the block runs (nothing when `output` is None)."""
+    if output is None:
+        yield
+        return
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise RuntimeError("--profile needs py-spy in the virtualenv: .venv/bin/pip install py-spy")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250", "-o", str(output)]
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # lets py-spy attach before the measured Mounts start
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        try:
+            recorder.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            recorder.wait(timeout=STOP_TIMEOUT)

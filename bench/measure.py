@@ -8,11 +8,12 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from grpclib.client import Channel
 
-from bench.environment import Environment, mount_attributes
+from bench.environment import Environment, mount_attributes, profiled
 from bench.gomodel import go_cost
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, MountResponse, ObjectVersion
 
@@ -220,14 +221,15 @@ async def _burst_case(driver: Driver, scale: Scale, delay: float) -> Case:
     return case
 
 
-async def _cpu_case(driver: Driver, scale: Scale) -> dict[str, Any]:
+async def _cpu_case(driver: Driver, scale: Scale, profile: Path | None) -> dict[str, Any]:
     objects = objects_yaml(10)
     account = driver.new_service_account("cpu")
     await driver.mount("cpu-0", account, objects)
-    cpu_before = driver.env.cpu_seconds()
-    for run in range(scale.cpu_mounts):
-        await driver.mount(f"cpu-{run % 10}", account, objects)
-    cpu = driver.env.cpu_seconds() - cpu_before
+    with profiled(driver.env.pid, profile):
+        cpu_before = driver.env.cpu_seconds()
+        for run in range(scale.cpu_mounts):
+            await driver.mount(f"cpu-{run % 10}", account, objects)
+        cpu = driver.env.cpu_seconds() - cpu_before
     return {"mounts": scale.cpu_mounts, "cpu_ms_per_mount": cpu * 1000 / scale.cpu_mounts}
 
 
@@ -259,7 +261,9 @@ async def _rss_case(driver: Driver, scale: Scale, idle_mib: float) -> dict[str, 
     }
 
 
-async def run_all(env: Environment, scale: Scale, delay: float) -> dict[str, Any]:
+async def run_all(
+    env: Environment, scale: Scale, delay: float, *, profile: Path | None = None
+) -> dict[str, Any]:
     """Every case in turn on one provider process; returns the figures as plain data."""
     idle_mib = env.rss_mib()
     seed(env)
@@ -270,7 +274,7 @@ async def run_all(env: Environment, scale: Scale, delay: float) -> dict[str, Any
         cases.append(await _poll_case(driver, scale, delay))
         burst = await _burst_case(driver, scale, delay)
         cases.append(burst)
-        cpu = await _cpu_case(driver, scale)
+        cpu = await _cpu_case(driver, scale, profile)
         # RSS depends on what is kept, not on waiting: the many Mounts run without the delay.
         env.set_delay(0.0)
         rss = await _rss_case(driver, scale, idle_mib)
