@@ -39,6 +39,7 @@ class RotationStats:
     checks: int = 0
     # Of those, objects whose version to serve differs from the mounted one.
     changed: int = 0
+    # Checked objects served from the value cache, and those it did not hold.
     value_cache_hits: int = 0
     value_cache_misses: int = 0
     # AWS calls answered by an identical call in flight or finished within the window.
@@ -180,9 +181,9 @@ async def check_secrets(
         stats.changed += sum(1 for spec in group if mounted.get(spec.file_name) != version)
         value = values.get(ValueKey(call.credentials.identity, call.region, ref.name, version))
         if value is None:
-            stats.value_cache_misses += 1
+            stats.value_cache_misses += len(group)
             return [], group
-        stats.value_cache_hits += 1
+        stats.value_cache_hits += len(group)
         return [FetchedObject(spec, value, version, call.region) for spec in group], []
 
     served: list[FetchedObject] = []
