@@ -105,6 +105,10 @@ class Driver:
     def close(self) -> None:
         self.channel.close()
 
+    @property
+    def service_accounts(self) -> int:
+        return self._accounts
+
     def new_service_account(self, prefix: str) -> str:
         self._accounts += 1
         name = f"{prefix}-{self._accounts}"
@@ -245,6 +249,8 @@ async def _many(driver: Driver, accounts: list[str], start: int, stop: int, conc
 
 
 async def _rss_case(driver: Driver, scale: Scale, idle_mib: float) -> dict[str, Any]:
+    # Every case before this one used fresh ServiceAccounts: each is an identity of its own.
+    before_mib, identities = driver.env.rss_mib(), driver.service_accounts
     accounts = [driver.new_service_account("rss") for _ in range(10)]
     checkpoint = min(scale.rss_checkpoint, scale.rss_mounts)
     await _many(driver, accounts, 0, checkpoint, scale.rss_concurrency)
@@ -253,6 +259,8 @@ async def _rss_case(driver: Driver, scale: Scale, idle_mib: float) -> dict[str, 
     after_all = driver.env.rss_mib()
     return {
         "idle_mib": idle_mib,
+        "before_mib": before_mib,
+        "service_accounts_before": identities,
         "checkpoint_mounts": checkpoint,
         "after_checkpoint_mib": after_checkpoint,
         "mounts": scale.rss_mounts,

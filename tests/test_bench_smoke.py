@@ -43,7 +43,8 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     assert burst["runs"] == 6
     assert burst["cpu_ms_per_mount"] > 0
     rss = result["figures"]["rss"]
-    assert 0 < rss["idle_mib"] <= rss["after_all_mib"]
+    assert 0 < rss["idle_mib"] <= rss["before_mib"]
+    assert rss["service_accounts_before"] > 0
     assert result["figures"]["cpu_warm_10"]["cpu_ms_per_mount"] > 0
     assert len(result["targets"]) == 8
     assert all(isinstance(target["met"], bool) for target in result["targets"])
