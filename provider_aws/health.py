@@ -13,10 +13,10 @@ Every Check dials the socket as the driver does and is bounded by `check_timeout
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -124,9 +124,9 @@ class HealthServer:
             await self._runner.cleanup()
             text = f"cannot listen on {self._host}:{self._port} for /healthz: {error.strerror or error}"
             raise HttpEndpointError(text) from None
-        server = site._server  # aiohttp keeps the asyncio server here; its sockets hold the real port
-        sockets: list[socket.socket] = list(getattr(server, "sockets", None) or [])
-        bound = sockets[0].getsockname() if sockets else (self._host, self._port)
+        # The listening sockets' own names: with port 0, the port the system picked.
+        addresses: list[Any] = list(self._runner.addresses)
+        bound = addresses[0] if addresses else (self._host, self._port)
         self._address = (str(bound[0]), int(bound[1]))
         _log.info("http endpoint listening", host=self._address[0], port=self._address[1])
 

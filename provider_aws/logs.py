@@ -38,6 +38,7 @@ _PAIR = re.compile(
     r"(['\"]?\s*[:=]\s*(?:b?['\"])?)"
     r"(?!\[redacted\])[^\s'\",}\]]+"
 )
+_PAIR_WORDS = ("authorization", "token", "secret", "password", "accesskey")
 _AWS_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")
 _SESSION_TOKEN = re.compile(r"(?<![A-Za-z0-9/+=])(?:IQoJ|FwoG|FQoG|AQoD)[A-Za-z0-9/+=]{40,}")
 _ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA|AIDA|AROA))[A-Z0-9]{8,}([A-Z0-9]{4})(?![A-Z0-9])")
@@ -59,11 +60,18 @@ def _mask_pair(match: re.Match[str]) -> str:
 
 def redact_text(text: str) -> str:
     """`text` with everything credential-shaped masked."""
-    text = _JWT.sub(REDACTED, text)
-    text = _PAIR.sub(_mask_pair, text)
-    text = _SESSION_TOKEN.sub(REDACTED, text)
-    text = _AWS_SECRET_KEY.sub(REDACTED, text)
-    return _ACCESS_KEY_ID.sub(lambda m: f"{m.group(1)}...{m.group(2)}", text)
+    # Cheap tests first: most logged strings are short names that no pattern can match.
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    lowered = text.lower()
+    if any(word in lowered for word in _PAIR_WORDS):
+        text = _PAIR.sub(_mask_pair, text)
+    if len(text) >= 40:
+        text = _SESSION_TOKEN.sub(REDACTED, text)
+        text = _AWS_SECRET_KEY.sub(REDACTED, text)
+    if len(text) >= 16:
+        text = _ACCESS_KEY_ID.sub(lambda m: f"{m.group(1)}...{m.group(2)}", text)
+    return text
 
 
 def _secret_name(key: object) -> bool:
