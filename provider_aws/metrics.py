@@ -41,6 +41,9 @@ _ROTATION_HELP = {
 }
 
 
+_IDENTITY_KNOWN = frozenset({"kube_gets", "sts_calls", "agent_calls", "credential_requests"})
+
+
 class IdentityCollector(Collector):
     """Counters read from `IdentityStats` when scraped."""
 
@@ -77,6 +80,14 @@ class IdentityCollector(Collector):
             "Credentials asked of the identity layer (cache hits, coalesced and new exchanges alike).",
             value=self._stats.credential_requests,
         )
+        # Counters the identity layer grows later (e.g. cache hits) appear without a change here.
+        for item in fields(self._stats):
+            extra = getattr(self._stats, item.name)
+            if item.name in _IDENTITY_KNOWN or isinstance(extra, bool) or not isinstance(extra, int):
+                continue
+            yield CounterMetricFamily(
+                f"{PREFIX}identity_{item.name}", f"Identity layer counter {item.name}.", value=extra
+            )
 
 
 class StatsCollector(Collector):

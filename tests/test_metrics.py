@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from provider_aws import __version__
 from provider_aws.app import build_provider
+from provider_aws.credentials import IdentityStats
 from provider_aws.health import health_endpoint
 from provider_aws.metrics import Metrics, StatsCollector
 from provider_aws.model import MountInput, MountResult
@@ -246,3 +247,27 @@ def test_two_metrics_objects_do_not_share_a_registry() -> None:
     assert not any(
         name == "provider_aws_aws_requests_total" for name, _ in parse(second.exposition().decode())
     )
+
+
+@dataclass(slots=True)
+class GrownIdentityStats(IdentityStats):
+    """IdentityStats as the identity layer may grow it: one more counter."""
+
+    credential_cache_hits: int = 0
+
+
+def test_identity_collector_reads_live_stats_and_new_counters() -> None:
+    metrics = Metrics()
+    stats = GrownIdentityStats()
+    metrics.watch_identity(stats)
+    stats.kube_gets["serviceaccounts"] += 2
+    stats.sts_calls["eu-west-1"] += 1
+    stats.agent_calls["ipv6"] += 3
+    stats.credential_requests += 7
+    stats.credential_cache_hits += 4
+    samples = parse(metrics.exposition().decode())
+    assert value(samples, "provider_aws_kubernetes_requests_total", resource="serviceaccounts") == 2
+    assert value(samples, "provider_aws_sts_requests_total", region="eu-west-1") == 1
+    assert value(samples, "provider_aws_pod_identity_agent_requests_total", family="ipv6") == 3
+    assert value(samples, "provider_aws_credential_requests_total") == 7
+    assert value(samples, "provider_aws_identity_credential_cache_hits_total") == 4
