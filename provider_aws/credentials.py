@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import re
+import secrets
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
@@ -31,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from provider_aws.cache import CachingLoader, Clock
 from provider_aws.errors import AccessDeniedError, PreconditionError, UnavailableError
 from provider_aws.kube import KubeApi
-from provider_aws.model import MountPlan, PodInfo, SecretText
+from provider_aws.model import MountPlan, PodInfo, SecretText, StaticCredentials
 from provider_aws.podidentity import PodIdentityAgent
 from provider_aws.settings import Settings
 
@@ -138,6 +140,8 @@ class IdentityProvider:
         self._sts_clients: dict[str, Any] = {}
         self._sts_lock = asyncio.Lock()
         self._exit = AsyncExitStack()
+        # Keys the fingerprint of static credentials; never leaves the process.
+        self._fingerprint_key = secrets.token_bytes(32)
 
     async def credentials_for(self, plan: MountPlan, region: str) -> AwsCredentials:
         self.stats.credential_requests += 1
@@ -150,9 +154,16 @@ class IdentityProvider:
                 secret_access_key=static.secret_access_key,
                 session_token=static.session_token,
                 expiration=None,
-                identity=f"static:{static.access_key_id}",
+                identity=f"static:{static.access_key_id}:{self._fingerprint(static)}",
             )
         return await self._irsa(plan, region)
+
+    def _fingerprint(self, static: StaticCredentials) -> str:
+        """Tells apart two key pairs with the same access key id, so that knowing another's
+        access key id is never enough to be served its cached values or clients."""
+        token = static.session_token.reveal() if static.session_token is not None else ""
+        material = f"{static.secret_access_key.reveal()}\0{token}".encode()
+        return hmac.new(self._fingerprint_key, material, hashlib.sha256).hexdigest()[:16]
 
     def invalidate(self, credentials: AwsCredentials, region: str) -> None:
         """Forget these credentials (AWS called them expired); a newer entry stays."""

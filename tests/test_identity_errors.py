@@ -194,7 +194,8 @@ async def test_static_credentials_need_no_token_cluster_or_sts(
         STATIC.secret_access_key,
         STATIC.session_token,
     )
-    assert got.identity == "static:AKIASTATICEXAMPLE" and got.expiration is None
+    assert got.identity.startswith("static:AKIASTATICEXAMPLE:") and got.expiration is None
+    assert STATIC.secret_access_key.reveal() not in got.identity
     assert aws.count() == 0
 
 
@@ -203,8 +204,21 @@ async def test_static_credentials_come_before_irsa(
     identities: IdentityProvider, cluster: FakeKubeApi, aws: ProxyState
 ) -> None:
     got = await identities.credentials_for(make_plan(static=STATIC), "us-east-1")
-    assert got.identity == "static:AKIASTATICEXAMPLE"
+    assert got.identity.startswith("static:AKIASTATICEXAMPLE:")
     assert cluster.state.count() == 0 and aws.count() == 0
+
+
+@pytest.mark.asyncio
+async def test_same_access_key_id_with_another_secret_key_is_another_identity(
+    identities: IdentityProvider,
+) -> None:
+    # Knowing someone's access key id must not be enough to share their cached values or clients.
+    forged = StaticCredentials(STATIC.access_key_id, SecretText("made-up-secret-key"))
+    real = await identities.credentials_for(make_plan(static=STATIC), "us-east-1")
+    again = await identities.credentials_for(make_plan(static=STATIC), "us-east-1")
+    other = await identities.credentials_for(make_plan(static=forged), "us-east-1")
+    assert real.identity == again.identity
+    assert other.identity != real.identity
 
 
 @pytest.mark.asyncio
