@@ -199,3 +199,34 @@ async def test_serve_command_runs_the_endpoint_until_sigterm(
                 process.kill()
                 await process.wait()
     assert not (socket_dir / "aws.sock").exists()
+
+
+@pytest.mark.asyncio
+async def test_serve_exits_with_a_clear_error_when_the_port_is_taken(
+    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        with served_cluster(tmp_path, monkeypatch):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "provider_aws",
+                "serve",
+                "--socket-dir",
+                str(socket_dir),
+                "--http-addr",
+                f"127.0.0.1:{port}",
+                env={**os.environ, "AWS_REGION": "eu-west-1"},
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            async with asyncio.timeout(WAIT_LIMIT):
+                _, err = await process.communicate()
+    finally:
+        taken.close()
+    assert process.returncode == 1
+    assert f"provider-aws: cannot listen on 127.0.0.1:{port} for /healthz" in err.decode()
