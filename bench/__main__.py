@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rss_mounts is not None:
         scale = dataclasses.replace(scale, rss_mounts=args.rss_mounts)
     delay = args.delay_ms / 1000
+    load = os.getloadavg()[0]  # other work on the machine shows in every latency
     began = time.monotonic()
     with started() as env:
         figures = asyncio.run(run_all(env, scale, delay, profile=args.profile))
@@ -110,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": _machine(),
+            "load_average_1m_at_start": round(load, 2),
             "commit": _commit(),
             "uncommitted": _uncommitted(),
             "delay_ms": args.delay_ms,

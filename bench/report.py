@@ -63,7 +63,8 @@ def markdown(result: dict[str, Any]) -> str:
     if meta.get("uncommitted"):
         source += f" plus uncommitted changes to {', '.join(meta['uncommitted'])}"
     lines = [
-        f"Measured {meta['date']} on {meta['machine']}, {source}; "
+        f"Measured {meta['date']} on {meta['machine']} "
+        f"(1-minute load average {meta['load_average_1m_at_start']:g} at the start), {source}; "
         f"{meta['delay_ms']:g} ms added to every AWS and Kubernetes request (one round trip); "
         f"{meta['scale_note']}",
         "",
