@@ -290,3 +290,63 @@ async def test_a_mount_past_its_deadline_is_logged_as_such(
     assert line["duration_ms"] < 2000  # answered before the delayed AWS reply
     # Let the proxy finish the abandoned request (counted when it ends) before the test does.
     assert await asyncio.to_thread(wait_for_calls, aws, 1) == 1
+
+
+@dataclass
+class Held:
+    """Holds each Mount until `release` is set, then hands it to the real handler."""
+
+    handler: Any
+    entered: asyncio.Event
+    release: asyncio.Event
+
+    async def mount(self, request: Any) -> Any:
+        self.entered.set()
+        await self.release.wait()
+        return await self.handler.mount(request)
+
+
+@pytest.mark.asyncio
+async def test_a_mount_rejected_while_draining_is_logged_and_counted(
+    aws: ProxyState, moto_server: str
+) -> None:
+    seed_client(moto_server, "secretsmanager", REGION).create_secret(Name="app/db", SecretString=VALUE)
+    objects = "- objectName: app/db\n  objectType: secretsmanager\n"
+    metrics = Metrics()
+    observer = Observer(metrics)
+    with short_socket_dir() as socket_dir, capture_logs() as logs:
+        settings = Settings(socket_dir=socket_dir, shutdown_grace=10.0)
+        async with build_provider(settings, aws_observer=observer) as built:
+            held = Held(observer.wrap(built.mounter), asyncio.Event(), asyncio.Event())
+            async with running_provider(settings, held, observer=observer) as stop:
+                with GrpcioProviderClient(settings.socket_path) as client:
+                    first = asyncio.create_task(
+                        asyncio.to_thread(
+                            client.mount, attributes=attributes(objects, "early"), secrets=STATIC
+                        )
+                    )
+                    async with asyncio.timeout(10):
+                        await held.entered.wait()
+                    stop.set()  # draining: the held Mount may finish, new ones are refused
+                    with pytest.raises(grpc.RpcError) as refused:
+                        await asyncio.to_thread(
+                            client.mount, attributes=attributes(objects, "late"), secrets=STATIC
+                        )
+                    held.release.set()
+                    async with asyncio.timeout(10):
+                        reply = await first
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert [f.path for f in reply.files] == ["app_db"]
+    lines = {line["pod"]: line for line in access_lines(logs)}
+    assert (lines["early"]["outcome"], lines["early"]["code"], lines["early"]["aws_requests"]) == (
+        "ok",
+        "OK",
+        1,
+    )
+    # Refused before the handler ran: no pod fields were read, nothing was asked of AWS.
+    [late] = [line for line in access_lines(logs) if line["outcome"] == "rejected"]
+    assert (late["code"], late["pod"], late["aws_requests"]) == ("UNAVAILABLE", None, 0)
+    text = metrics.exposition().decode()
+    assert 'provider_aws_mounts_total{code="UNAVAILABLE",outcome="rejected"} 1.0' in text
+    assert 'provider_aws_mounts_total{code="OK",outcome="ok"} 1.0' in text
+    assert "provider_aws_mounts_in_flight 0.0" in text
