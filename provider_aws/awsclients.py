@@ -74,7 +74,15 @@ def current_tally() -> RequestTally | None:
 
 @asynccontextmanager
 async def tally_requests() -> AsyncIterator[RequestTally]:
-    """Count the AWS requests made by the code (and tasks it starts) inside the block."""
+    """Count the AWS requests made by the code (and tasks it starts) inside the block.
+
+    Inside an enclosing block the enclosing tally is reused, so a Mount cut short (deadline,
+    failure) still has every request it sent counted where the caller looks.
+    """
+    enclosing = _TALLY.get()
+    if enclosing is not None:
+        yield enclosing
+        return
     tally = RequestTally()
     token = _TALLY.set(tally)
     try:
