@@ -25,7 +25,7 @@ def evaluate_targets(figures: dict[str, Any], delay: float) -> list[dict[str, An
     rt = delay * 1000
     warm = _case(figures, "Mount 50 secrets, warm")
     cold = _case(figures, "Mount 50 secrets, cold")
-    poll = _case(figures, "Rotation poll, 50 unchanged secrets")
+    poll = _case(figures, "Rotation poll, 50 unchanged secrets, own check")
     burst = next(c for c in figures["cases"] if c["name"].startswith("Burst"))
     rss = figures["rss"]
     rows = [

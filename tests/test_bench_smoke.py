@@ -39,6 +39,14 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     assert 1 <= warm["aws_requests_per_mount"] < 50
     assert warm["go_requests"] == 52
     assert cases["Mount 25 parameters, cold"]["go_requests"] == 5
+    # A poll that checks for itself asks DescribeSecret about every secret; a shared one not at all.
+    own_poll = cases["Rotation poll, 50 unchanged secrets, own check"]
+    assert own_poll["requests_per_mount"] == {"DescribeSecret": 50}
+    assert own_poll["go_requests"] == 52
+    assert (
+        "DescribeSecret"
+        not in cases["Rotation poll, 50 unchanged secrets, shared check"]["requests_per_mount"]
+    )
     burst = next(case for name, case in cases.items() if name.startswith("Burst"))
     assert burst["runs"] == 6
     assert burst["cpu_ms_per_mount"] > 0
