@@ -75,8 +75,9 @@ class SingleFlight(Generic[K, V]):
     it for the others.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_join: Callable[[], None] | None = None) -> None:
         self._running: dict[K, asyncio.Task[V]] = {}
+        self._on_join = on_join
 
     def __len__(self) -> int:
         return len(self._running)
@@ -87,6 +88,8 @@ class SingleFlight(Generic[K, V]):
             task = asyncio.ensure_future(call())
             self._running[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
+        elif self._on_join is not None:
+            self._on_join()
         return await asyncio.shield(task)
 
     def _finished(self, key: K, task: asyncio.Task[V]) -> None:
@@ -111,13 +114,23 @@ class CachingLoader(Generic[K, V]):
     nothing is kept, but identical concurrent loads are still coalesced.
     """
 
-    def __init__(self, max_size: int, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_size: int,
+        clock: Clock = time.monotonic,
+        *,
+        on_hit: Callable[[], None] | None = None,
+        on_join: Callable[[], None] | None = None,
+    ) -> None:
         self.cache: TtlCache[K, V] = TtlCache(max_size, clock)
-        self._flight: SingleFlight[K, V] = SingleFlight()
+        self._flight: SingleFlight[K, V] = SingleFlight(on_join)
+        self._on_hit = on_hit
 
     async def get(self, key: K, load: Callable[[], Awaitable[tuple[V, float]]]) -> V:
         cached = self.cache.get(key)
         if cached is not None:
+            if self._on_hit is not None:
+                self._on_hit()
             return cached
 
         async def load_and_keep() -> V:

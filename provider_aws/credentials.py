@@ -19,6 +19,7 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,6 +83,19 @@ class IdentityStats:
     # Requests to the Pod Identity agent by address family ("ipv4", "ipv6").
     agent_calls: Counter[str] = field(default_factory=Counter)
     credential_requests: int = 0
+    # Answered from the credential / ServiceAccount caches, or by joining an identical call in flight.
+    credential_cache_hits: int = 0
+    credential_calls_coalesced: int = 0
+    service_account_cache_hits: int = 0
+    service_account_calls_coalesced: int = 0
+
+    def bump(self, counter: str) -> Callable[[], None]:
+        """A callback adding one to the int field `counter`."""
+
+        def add() -> None:
+            setattr(self, counter, getattr(self, counter) + 1)
+
+        return add
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +148,19 @@ class IdentityProvider:
         self._kube = kube
         self.stats = stats if stats is not None else IdentityStats()
         size = settings.credential_cache_size
-        self._credentials: CachingLoader[tuple[str, str], AwsCredentials] = CachingLoader(size, clock)
-        self._accounts: CachingLoader[tuple[str, str], _Account] = CachingLoader(size, clock)
+        stats_ = self.stats
+        self._credentials: CachingLoader[tuple[str, str], AwsCredentials] = CachingLoader(
+            size,
+            clock,
+            on_hit=stats_.bump("credential_cache_hits"),
+            on_join=stats_.bump("credential_calls_coalesced"),
+        )
+        self._accounts: CachingLoader[tuple[str, str], _Account] = CachingLoader(
+            size,
+            clock,
+            on_hit=stats_.bump("service_account_cache_hits"),
+            on_join=stats_.bump("service_account_calls_coalesced"),
+        )
         self._agent = PodIdentityAgent(settings, self.stats.agent_calls)
         self._sts_clients: dict[str, Any] = {}
         self._sts_lock = asyncio.Lock()

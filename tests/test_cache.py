@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -147,3 +148,32 @@ async def test_caching_loader_with_size_zero_still_coalesces() -> None:
     assert set(await asyncio.gather(*(loader.get("k", load) for _ in range(10)))) == {1}
     assert await loader.get("k", load) == 2
     assert loads == 2
+
+
+@pytest.mark.asyncio
+async def test_loader_reports_hits_and_joined_calls() -> None:
+    counts = {"hit": 0, "join": 0}
+
+    def bump(name: str) -> Callable[[], None]:
+        def add() -> None:
+            counts[name] += 1
+
+        return add
+
+    loader: CachingLoader[str, int] = CachingLoader(8, on_hit=bump("hit"), on_join=bump("join"))
+    release = asyncio.Event()
+    loads = 0
+
+    async def load() -> tuple[int, float]:
+        nonlocal loads
+        loads += 1
+        await release.wait()
+        return 7, 60.0
+
+    waiting = [asyncio.create_task(loader.get("k", load)) for _ in range(5)]
+    await asyncio.sleep(0)
+    release.set()
+    async with asyncio.timeout(5):
+        assert await asyncio.gather(*waiting) == [7] * 5
+    assert await loader.get("k", load) == 7
+    assert (loads, counts["join"], counts["hit"]) == (1, 4, 1)
