@@ -14,6 +14,7 @@ from provider_aws import __version__
 from provider_aws.app import build_provider
 from provider_aws.errors import ProviderError
 from provider_aws.health import health_endpoint
+from provider_aws.localmount import add_mount_arguments, run_mount
 from provider_aws.logs import configure_logging
 from provider_aws.metrics import Metrics
 from provider_aws.observe import Observer
@@ -59,6 +60,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     add_validate_arguments(
         commands.add_parser("validate", help="check SecretProviderClass manifests offline")
     )
+    add_mount_arguments(
+        commands.add_parser("mount", help="mount a SecretProviderClass into DIR, as the driver does")
+    )
     return parser
 
 
@@ -72,4 +76,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return run_serve(settings_from_namespace(args, env))
     if args.command == "validate":
         return run_validate(args)
+    if args.command == "mount":
+        return run_mount(args)
     raise AssertionError(f"unhandled command {args.command}")
