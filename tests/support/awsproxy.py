@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 from tests.support.loopback import LoopbackHttpServer
 
-_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_CREDENTIAL_SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,9 @@ class Call:
     start: float
     end: float
     status: int
+    access_key_id: str = ""
+    # The client's (host, port): one per TCP connection, so connection reuse is countable.
+    peer: tuple[str, int] = ("", 0)
 
 
 @dataclass
@@ -105,7 +108,10 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             scope = _CREDENTIAL_SCOPE.search(headers.get("authorization", ""))
-            region, service = (scope.group(1), scope.group(2)) if scope else ("", "")
+            key_id, region, service = (
+                (scope.group(1), scope.group(2), scope.group(3)) if scope else ("", "", "")
+            )
+            peer = (str(self.client_address[0]), int(self.client_address[1]))
             operation = _operation(headers, body)
             start = time.monotonic()
             with state.lock:
@@ -123,7 +129,9 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 recorded = True
                 with state.lock:
                     state.in_flight -= 1
-                    state.calls.append(Call(service, operation, region, start, time.monotonic(), status))
+                    state.calls.append(
+                        Call(service, operation, region, start, time.monotonic(), status, key_id, peer)
+                    )
 
             self._record = record
             try:
