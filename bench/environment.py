@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
-from moto.server import ThreadedMotoServer
 
 from provider_aws.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.regions import REGION_LABEL
@@ -132,11 +132,55 @@ def _disable_nagle(*servers: AwsProxy | FakeKubeApi) -> None:
 def started(log_level: str = "warning", *, nodelay: bool = True) -> Iterator[Environment]:
     """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
+    with _moto_process() as (host, port), _provider_world(host, port, log_level, nodelay=nodelay) as env:
+        yield env
+
+
+@contextmanager
+def _moto_process() -> Iterator[tuple[str, int]]:
+    """moto's server in a process of its own: AWS answers in parallel, so the simulated AWS must
+    not take the GIL from the proxy and the driver that share this process."""
+    host, port = "127.0.0.1", _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_http(moto, f"http://{host}:{port}/moto-api/reset")
+        yield host, port
+    finally:
+        moto.terminate()
+        try:
+            moto.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            moto.kill()
+            moto.wait(timeout=STOP_TIMEOUT)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_http(process: subprocess.Popen[bytes], reset_url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"moto's server exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(urllib.request.Request(reset_url, method="POST"), timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("moto's server did not answer in time") from None
+            time.sleep(0.1)
+
+
+@contextmanager
+def _provider_world(host: str, port: int, log_level: str, *, nodelay: bool) -> Iterator[Environment]:
     moto_url = f"http://{host}:{port}"
-    urllib.request.urlopen(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10)
     proxy = AwsProxy((host, int(port)))
     kube = FakeKubeApi()
     if nodelay:
@@ -183,7 +227,6 @@ def started(log_level: str = "warning", *, nodelay: bool = True) -> Iterator[Env
                     process.wait(timeout=STOP_TIMEOUT)
             kube.stop()
             proxy.stop()
-            moto.stop()
 
 
 @contextmanager

@@ -10,7 +10,13 @@ from typing import Self
 __all__ = ["LoopbackHttpServer"]
 
 
-class _IPv6Server(ThreadingHTTPServer):
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections, and
+    # each dropped one costs the client a one-second retransmit.
+    request_queue_size = 512
+
+
+class _IPv6Server(_Server):
     address_family = socket.AF_INET6
 
 
@@ -18,7 +24,7 @@ class LoopbackHttpServer:
     """Start with `start()`, stop with `stop()`; `base_url` is `http://host:port`."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
-        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        server_class = _IPv6Server if ":" in host else _Server
         self._server = server_class((host, 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
