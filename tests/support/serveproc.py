@@ -1,0 +1,125 @@
+"""`provider-aws serve` as a child process: started on a socket directory, ready once Version answers.
+
+The child's stderr goes to a file (never a pipe that a busy child could fill); `ServeProcess` signals it,
+waits for it with a bound, reads its resident memory from /proc and its log. `serve_process` kills it by
+pid on exit if it is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from grpclib.client import Channel
+
+from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
+
+__all__ = ["ServeProcess", "serve_env", "serve_process"]
+
+READY_TIMEOUT = 30.0
+KILL_TIMEOUT = 10.0
+_POLL = 0.05
+
+
+def serve_env() -> dict[str, str]:
+    """This process's environment for the child, minus anything that could reach a real AWS or Kubernetes.
+
+    AWS_ENDPOINT_URL is kept: the `aws` fixture points it at the counting proxy.
+    """
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PROVIDER_")) and k != "KUBECONFIG"
+    }
+    env.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        PROVIDER_HTTP_ADDR="",
+    )
+    return env
+
+
+@dataclass(frozen=True)
+class ServeProcess:
+    process: asyncio.subprocess.Process
+    socket_path: Path
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, signum: signal.Signals) -> None:
+        os.kill(self.pid, signum)
+
+    async def exit_status(self, within: float) -> int:
+        """The exit status; TimeoutError if the child is still running after `within` seconds."""
+        async with asyncio.timeout(within):
+            return await self.process.wait()
+
+    def rss_kib(self) -> int:
+        """VmRSS of the running child, in KiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError(f"no VmRSS for pid {self.pid}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    async def kill(self) -> None:
+        """SIGKILL by pid if still running, then reap it (bounded)."""
+        if self.process.returncode is None:
+            self.send(signal.SIGKILL)
+        await self.exit_status(KILL_TIMEOUT)
+
+
+async def _version_answers(socket_path: Path) -> bool:
+    channel = Channel(path=str(socket_path))
+    try:
+        await CsiDriverProviderStub(channel).version(VersionRequest(version="v1alpha1"), timeout=2.0)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        channel.close()
+    return True
+
+
+async def wait_ready(child: ServeProcess, within: float = READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if child.process.returncode is not None:
+            raise AssertionError(f"serve exited with {child.process.returncode}:\n{child.log()[-4000:]}")
+        if child.socket_path.exists() and await _version_answers(child.socket_path):
+            return
+        await asyncio.sleep(_POLL)
+    raise AssertionError(f"serve did not answer Version within {within:.0f} s:\n{child.log()[-4000:]}")
+
+
+@asynccontextmanager
+async def serve_process(
+    socket_dir: Path, log_path: Path, flags: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> AsyncIterator[ServeProcess]:
+    """A ready `provider-aws serve --socket-dir DIR FLAGS...`; killed by pid on exit if still running."""
+    command = [sys.executable, "-m", "provider_aws", "serve", "--socket-dir", str(socket_dir), *flags]
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            env=serve_env() if env is None else dict(env),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    child = ServeProcess(process, socket_dir / "aws.sock", log_path)
+    try:
+        await wait_ready(child)
+        yield child
+    finally:
+        await child.kill()
