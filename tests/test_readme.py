@@ -1,0 +1,182 @@
+"""The README documents what the code defines: metrics, CLI flags, SecretProviderClass keys.
+
+Every name list comes from the running code (the metrics registry, the argparse parsers, the
+parser's own field tuples), so a new metric, flag or field without a README entry fails here,
+and so does a README entry for something the code no longer has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from provider_aws import cli, parse
+from provider_aws.credentials import IdentityStats
+from provider_aws.descriptors import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
+from provider_aws.metrics import Metrics
+from provider_aws.rotation import RotationStats
+from provider_aws.settings import add_serve_arguments
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BENCH_BEGIN, BENCH_END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+@pytest.fixture(scope="module")
+def readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def first_column(text: str, marker: str) -> list[str]:
+    """First cells of the first Markdown table after `marker`: code spans unwrapped, first word only."""
+    start = text.index(marker)
+    rows: list[str] = []
+    for line in text[start:].splitlines()[1:]:
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
+    cells = [row.split("|")[1].strip() for row in rows[2:]]  # past the header and its rule
+    return [cell.strip("`").split()[0] if cell else "" for cell in cells]
+
+
+def table_row(text: str, marker: str, key: str) -> str:
+    """The row of the table after `marker` whose first cell is `key` in a code span."""
+    section = text[text.index(marker) :]
+    for line in section.splitlines():
+        if line.startswith(f"| `{key}`"):
+            return line
+    raise AssertionError(f"no row for {key} after {marker!r}")
+
+
+def exposed_metrics() -> set[str]:
+    """Metric names as a scrape shows them, from the registry `provider-aws serve` builds."""
+    metrics = Metrics()
+    metrics.watch_identity(IdentityStats())
+    metrics.watch_rotation(RotationStats())
+    text = metrics.exposition().decode()
+    names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    return {name for name in names if not name.endswith("_created")}
+
+
+def help_flags(capsys: pytest.CaptureFixture[str], command: str) -> set[str]:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([command, "--help"], environ={})
+    assert stopped.value.code == 0
+    flags = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", capsys.readouterr().out))
+    return flags - {"--help"}
+
+
+def spc_parameters() -> set[str]:
+    """The `spec.parameters` keys `parse._parameters` reads: `text.get(KEY)` and `_region(text, KEY)`.
+
+    parse.py has no public tuple of parameter names, so they are read from its source.
+    """
+    tree = ast.parse(textwrap.dedent(inspect.getsource(parse._parameters)))
+    keys: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        reads_text = (
+            isinstance(func, ast.Attribute)
+            and func.attr == "get"
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "text"
+        )
+        args = node.args[:1] if reads_text else node.args[1:2]
+        if reads_text or (isinstance(func, ast.Name) and func.id == "_region"):
+            keys.update(
+                arg.value for arg in args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+            )
+    return keys
+
+
+def test_the_two_commands_come_before_any_other_section(readme: str) -> None:
+    headings = [match.start() for match in re.finditer(r"^## ", readme, re.MULTILINE)]
+    assert len(headings) > 5
+    first = readme[headings[0] : headings[1]]
+    assert first.startswith("## Two commands")
+    assert "make demo" in first
+    assert "make test" in first
+    assert readme.index("make demo") < headings[1]
+    assert readme.index("make test") < headings[1]
+
+
+def test_every_exposed_metric_is_documented_and_no_other(readme: str) -> None:
+    exposed = exposed_metrics()
+    assert "provider_aws_mounts_total" in exposed
+    assert "provider_aws_identity_credential_cache_hits_total" in exposed
+    assert "provider_aws_rotation_polls_total" in exposed
+    assert set(first_column(readme, "### Metrics")) == exposed
+    mentioned = set(re.findall(r"provider_aws_[a-z0-9_]+", readme))
+    assert mentioned - exposed == set(), "the README names metrics the provider does not expose"
+
+
+def test_every_serve_flag_is_documented_with_its_default_and_env(
+    readme: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flags = help_flags(capsys, "serve")
+    assert {"--socket-dir", "--http-addr", "--log-format", "--log-level"} <= flags
+    marker = "## `provider-aws serve`"
+    assert set(first_column(readme, marker)) == flags
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, {})
+    for action in parser._actions:
+        flag = next((name for name in action.option_strings if name.startswith("--")), None)
+        if flag is None or flag == "--help":
+            continue
+        row = table_row(readme, marker, flag)
+        assert f"`{action.default}`" in row, f"{flag}: default {action.default} not in {row}"
+        env = re.search(r"env ([A-Z_]+)", action.help or "")
+        if env is not None:
+            assert f"`{env.group(1)}`" in row, f"{flag}: environment variable {env.group(1)} not in {row}"
+
+
+def test_every_mount_and_validate_flag_is_documented(readme: str, capsys: pytest.CaptureFixture[str]) -> None:
+    mount = help_flags(capsys, "mount")
+    assert {"--spc", "--target", "--socket"} <= mount
+    assert set(first_column(readme, "### `provider-aws mount`")) == mount
+    validate_section = readme[
+        readme.index("### `provider-aws validate") : readme.index("### `provider-aws mount`")
+    ]
+    for flag in help_flags(capsys, "validate"):
+        assert f"`{flag}" in validate_section
+
+
+def test_every_secretproviderclass_parameter_is_documented(readme: str) -> None:
+    parameters = spc_parameters()
+    assert {"objects", "region", "failoverRegion", "usePodIdentity"} <= parameters
+    assert set(first_column(readme, "### Parameters")) == parameters
+
+
+@pytest.mark.parametrize(
+    ("marker", "fields"),
+    [
+        ("### Object fields", _OBJECT_FIELDS),
+        ("`jmesPath` entry fields:", _JMES_FIELDS),
+        ("`failoverObject` fields:", _FAILOVER_FIELDS),
+    ],
+)
+def test_every_object_field_is_documented(readme: str, marker: str, fields: tuple[str, ...]) -> None:
+    assert fields
+    assert set(first_column(readme, marker)) == set(fields)
+
+
+def test_benchmark_section_has_its_markers_and_a_table(readme: str) -> None:
+    begin, end = readme.index(BENCH_BEGIN), readme.index(BENCH_END)
+    assert begin < end
+    assert readme.count(BENCH_BEGIN) == readme.count(BENCH_END) == 1
+    assert "| Target |" in readme[begin:end]
+
+
+def test_links_to_the_security_policy_and_names_the_license(readme: str) -> None:
+    assert "(SECURITY.md)" in readme
+    assert (ROOT / "SECURITY.md").is_file()
+    assert "Apache License 2.0" in readme
