@@ -1,0 +1,187 @@
+"""The leak scanner itself, and proof that the session capture sees what the provider writes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+import structlog
+from grpclib import GRPCError, Status
+
+from provider_aws.app import build_provider
+from provider_aws.errors import ConfigError
+from provider_aws.logs import configure_logging
+from provider_aws.metrics import Metrics
+from provider_aws.observe import Observer
+from provider_aws.settings import Settings
+from tests.conftest import TEST_ACCESS_KEY, seed_client
+from tests.support.awsproxy import ProxyState
+from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.leakscan import LeakScan, harvest_moto, install, report
+
+PLANTED = "planted-leak-value-7f3a9c"
+REGION = "eu-west-1"
+SECRET_KEY = "leakscan-static-secret-key-0b9e"
+
+
+def test_a_value_in_a_log_line_is_found_and_named_by_label_only() -> None:
+    scan = LeakScan()
+    scan.add_value("planted secret", PLANTED)
+    configure_logging("json", "info", scan.sink("log"), cache=False)
+    # `objects` is no credential-looking field: redaction keeps it, so the value reaches the line.
+    structlog.get_logger("leaktest").info("mount", objects=f"- objectName: {PLANTED}")
+    hits = scan.scan()
+    assert [(hit.label, hit.source) for hit in hits] == [("planted secret", "log")]
+    lines = report(hits)
+    assert "planted secret" in lines[1] and "log" in lines[1]
+    assert all(PLANTED not in line for line in lines)
+
+
+def test_a_value_in_a_metrics_body_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    scan = LeakScan()
+    scan.add_value("planted secret", PLANTED)
+    install(scan, monkeypatch, "unit", None)
+    metrics = Metrics()
+    metrics.aws_call(PLANTED, "GetSecretValue", "ok")
+    assert PLANTED in metrics.exposition().decode()
+    assert [(hit.label, hit.source) for hit in scan.scan()] == [("planted secret", "unit /metrics")]
+
+
+def test_a_value_in_a_grpc_error_message_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    scan = LeakScan()
+    scan.add_value("planted secret", PLANTED)
+    install(scan, monkeypatch, "unit", None)
+    error = GRPCError(Status.PERMISSION_DENIED, f"access denied for token {PLANTED}")
+    assert error.message is not None
+    assert [(hit.label, hit.source) for hit in scan.scan()] == [("planted secret", "unit gRPC error")]
+
+
+def test_a_value_in_a_provider_error_message_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    scan = LeakScan()
+    scan.add_value("planted secret", PLANTED)
+    install(scan, monkeypatch, "unit", None)
+    error = ConfigError([f"objects[0]: {PLANTED} is not valid", "objects[1]: bad"])
+    assert error.problems[0].endswith("is not valid")
+    assert [(hit.label, hit.source) for hit in scan.scan()] == [("planted secret", "unit provider error")]
+
+
+def test_json_escaped_values_are_found() -> None:
+    scan = LeakScan()
+    scan.add_value("quoted", 'pa"ss\\word-1')
+    scan.add_value("accented", "pässwörd-2")
+    scan.add_text("log", json.dumps({"a": 'x pa"ss\\word-1 y', "b": "pässwörd-2"}))
+    assert sorted((hit.label, hit.form) for hit in scan.scan()) == [
+        ("accented", "JSON-escaped"),
+        ("quoted", "JSON-escaped"),
+    ]
+
+
+def test_absent_short_and_numeric_values_give_no_hit() -> None:
+    scan = LeakScan()
+    scan.add_value("absent", "never-written-anywhere")
+    scan.add_value("short", "v")
+    scan.add_value("five", "abcde")
+    scan.add_value("digits", "123456")
+    scan.add_value("binary", b"\xff\xfe")
+    scan.add_text("log", '{"event": "mount", "ts": "2026-01-01T00:00:00.123456Z", "x": "v abcde"}')
+    assert scan.scan() == ()
+    assert scan.searched_values() == 1
+    scan.add_value("long number", "12345678901")
+    scan.add_text("log", "12345678901")
+    assert [hit.label for hit in scan.scan()] == ["long number"]
+
+
+def test_a_value_in_several_texts_is_reported_once_per_text() -> None:
+    scan = LeakScan()
+    scan.add_value("planted secret", PLANTED)
+    scan.add_value("other name, same value", PLANTED)  # the first label stays
+    scan.add_text("a", PLANTED)
+    scan.add_text("b", f"x{PLANTED}x")
+    scan.add_text("c", "nothing here")
+    assert sorted((hit.label, hit.source) for hit in scan.scan()) == [
+        ("planted secret", "a"),
+        ("planted secret", "b"),
+    ]
+
+
+def test_moto_values_and_their_json_fields_are_harvested(aws: ProxyState, moto_server: str) -> None:
+    scan = LeakScan()
+    sm = seed_client(moto_server, "secretsmanager", REGION)
+    sm.create_secret(Name="leak/json", SecretString=json.dumps({"user": {"password": "harvested-pw-1"}}))
+    sm.create_secret(Name="leak/binary", SecretBinary=b"harvested-binary-2")
+    ssm = seed_client(moto_server, "ssm", REGION)
+    ssm.put_parameter(Name="/leak/p", Value="harvested-param-3", Type="SecureString")
+    harvest_moto(scan)
+    assert scan.label("harvested-pw-1") == f"secretsmanager {REGION} leak/json field user.password"
+    assert scan.label("harvested-binary-2") == f"secretsmanager {REGION} leak/binary (binary)"
+    assert scan.label("harvested-param-3") == f"ssm {REGION} /leak/p"
+
+
+@pytest_asyncio.fixture
+async def served(aws: ProxyState) -> AsyncIterator[GrpcioProviderClient]:
+    """The provider composed as `provider-aws serve` composes it: observer, access lines, metrics."""
+    with short_socket_dir() as socket_dir:
+        settings = Settings(socket_dir=Path(socket_dir), shutdown_grace=5.0, aws_max_attempts=1)
+        metrics = Metrics()
+        observer = Observer(metrics)
+        async with (
+            build_provider(settings, aws_observer=observer) as built,
+            running_provider(settings, observer.wrap(built.mounter), observer=observer),
+        ):
+            with GrpcioProviderClient(settings.socket_path) as client:
+                yield client
+
+
+def _attributes(objects: str) -> str:
+    return json.dumps(
+        {
+            "csi.storage.k8s.io/pod.name": "leakscan-pod",
+            "csi.storage.k8s.io/pod.namespace": "leakscan-ns",
+            "region": REGION,
+            "objects": objects,
+        }
+    )
+
+
+@pytest.mark.asyncio
+async def test_the_session_capture_sees_access_lines_errors_and_request_credentials(
+    served: GrpcioProviderClient, moto_server: str, leak_scan: LeakScan, request: pytest.FixtureRequest
+) -> None:
+    seed_client(moto_server, "secretsmanager", REGION).create_secret(
+        Name="leak/db", SecretString="leak-db-value"
+    )
+    secrets = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": SECRET_KEY})
+    reply = await asyncio.to_thread(
+        served.mount,
+        attributes=_attributes("- objectName: leak/db\n  objectType: secretsmanager\n"),
+        secrets=secrets,
+    )
+    assert [f.contents for f in reply.files] == [b"leak-db-value"]
+    with pytest.raises(grpc.RpcError) as caught:
+        await asyncio.to_thread(
+            served.mount,
+            attributes=_attributes("- objectName: leak/missing\n  objectType: secretsmanager\n"),
+            secrets=secrets,
+        )
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    source = request.node.nodeid
+    lines = [json.loads(line) for line in leak_scan.text(f"{source} log").splitlines()]
+    access = [line for line in lines if line.get("event") == "mount"]
+    assert [(line["pod"], line["code"]) for line in access] == [
+        ("leakscan-pod", "OK"),
+        ("leakscan-pod", "NOT_FOUND"),
+    ]
+    # the error message, as sent by the server and as received by the client
+    assert "leak/missing" in leak_scan.text(f"{source} gRPC error")
+    assert leak_scan.text(f"{source} gRPC error (grpcio client)") == caught.value.details()
+    # the static secret key sent in the request is registered; the key id is not
+    assert leak_scan.label(SECRET_KEY) == "nodePublishSecretRef awsSecretAccessKey"
+    assert leak_scan.label(TEST_ACCESS_KEY) is None
+    harvest_moto(leak_scan)
+    assert leak_scan.label("leak-db-value") == f"secretsmanager {REGION} leak/db"
+    assert not [hit for hit in leak_scan.scan() if hit.source.startswith(source)]
