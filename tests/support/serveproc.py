@@ -8,6 +8,7 @@ pid on exit if it is still running.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -74,6 +75,14 @@ class ServeProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def http_url(self) -> str:
+        """`http://host:port` of the /metrics endpoint, from the JSON log line that names the bound port."""
+        for line in self.log().splitlines():
+            entry = json.loads(line) if line.startswith("{") else {}
+            if entry.get("event") == "http endpoint listening":
+                return f"http://{entry['host']}:{entry['port']}"
+        raise AssertionError("no http endpoint in the log; was --http-addr given?")
 
     async def kill(self) -> None:
         """SIGKILL by pid if still running, then reap it (bounded)."""
