@@ -87,7 +87,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{burst['cpu_ms_per_mount']:.1f} ms provider CPU per Mount; "
         f"warm Mount of 10 secrets {cpu['cpu_ms_per_mount']:.1f} ms CPU (over {cpu['mounts']} Mounts); "
         f"RSS idle {rss['idle_mib']:.1f} MiB; {rss['before_mib']:.1f} MiB after the cases above "
-        f"({rss['service_accounts_before']} ServiceAccounts, each an identity with its own AWS clients); "
+        f"({rss['service_accounts_before']} ServiceAccounts, each an identity with its own credentials); "
         f"then, with 10 ServiceAccounts and 100 pods, {rss['after_checkpoint_mib']:.1f} MiB after "
         f"{rss['checkpoint_mounts']} Mounts and {rss['after_all_mib']:.1f} MiB after {rss['mounts']}.",
         "",

@@ -1,9 +1,10 @@
-"""The AWS clients of all identities share one connection pool, and each request stays signed
-by its own identity."""
+"""Every identity shares one AWS client per service and region and one connection pool, and each
+request is signed by the identity that made it, however the calls interleave."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -84,3 +85,63 @@ async def test_concurrent_identities_share_the_pool_within_its_bound(
     assert 1 < aws.max_in_flight <= 4
     # Twelve identities, but no more connections than the process-wide limit allows at once.
     assert len({call.peer for call in calls}) <= 4
+
+
+@pytest.mark.asyncio
+async def test_interleaved_calls_are_each_signed_by_their_own_identity(
+    aws: ProxyState, moto_server: str
+) -> None:
+    seeding = seed_client(moto_server, "secretsmanager", REGION)
+    pairs = identities(16)
+    for index in range(len(pairs)):
+        seeding.create_secret(Name=f"owned-by-{index}", SecretString="x")
+    aws.delay = 0.02
+    clients = AwsClients(Settings(max_concurrency=8), get_session())
+
+    async def read_own(index: int) -> str:
+        await asyncio.sleep(0.001 * (index % 3))
+        answer = await clients.call(
+            "secretsmanager", REGION, pairs[index], "get_secret_value", SecretId=f"owned-by-{index}"
+        )
+        return str(answer["Name"])
+
+    try:
+        names = await asyncio.wait_for(
+            asyncio.gather(*(read_own(index) for _ in range(4) for index in range(len(pairs)))), timeout=60
+        )
+    finally:
+        await clients.close()
+
+    assert sorted(names) == sorted(f"owned-by-{index}" for _ in range(4) for index in range(len(pairs)))
+    calls = [call for call in aws.calls if call.operation == "GetSecretValue"]
+    assert len(calls) == 64
+    owner_of_key = {pair.access_key_id: index for index, pair in enumerate(pairs)}
+    for call in calls:
+        assert json.loads(call.body)["SecretId"] == f"owned-by-{owner_of_key[call.access_key_id]}"
+
+
+@pytest.mark.asyncio
+async def test_one_client_per_service_and_region_serves_every_identity(
+    aws: ProxyState, moto_server: str
+) -> None:
+    seed_client(moto_server, "secretsmanager", REGION).create_secret(Name="pooled", SecretString="x")
+    clients = AwsClients(Settings(), get_session())
+    try:
+        for pair in identities(5):
+            await clients.call("secretsmanager", REGION, pair, "get_secret_value", SecretId="pooled")
+        assert clients.open_clients == 1
+    finally:
+        await clients.close()
+
+
+@pytest.mark.asyncio
+async def test_a_request_outside_a_call_is_never_signed(aws: ProxyState, moto_server: str) -> None:
+    clients = AwsClients(Settings(), get_session())
+    try:
+        await clients.call("secretsmanager", REGION, identities(1)[0], "list_secrets")
+        async with clients._lease("secretsmanager", REGION) as client:
+            with pytest.raises(RuntimeError, match=r"outside AwsClients\.call"):
+                await client.list_secrets()
+    finally:
+        await clients.close()
+    assert aws.count(operation="ListSecrets") == 1

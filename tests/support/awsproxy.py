@@ -45,6 +45,7 @@ class Call:
     access_key_id: str = ""
     # The client's (host, port): one per TCP connection, so connection reuse is countable.
     peer: tuple[str, int] = ("", 0)
+    body: bytes = b""
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 with state.lock:
                     state.in_flight -= 1
                     state.calls.append(
-                        Call(service, operation, region, start, time.monotonic(), status, key_id, peer)
+                        Call(service, operation, region, start, time.monotonic(), status, key_id, peer, body)
                     )
 
             self._record = record
