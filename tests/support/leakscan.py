@@ -175,7 +175,7 @@ def add_secret_text(scan: LeakScan, label: str, value: str | bytes) -> None:
     scan.add_value(label, value)
     try:
         parsed = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return
     for path, leaf in _json_leaves(parsed):
         scan.add_value(f"{label} field {path}", leaf)
@@ -222,7 +222,7 @@ def add_request_credentials(scan: LeakScan, attributes: str, secrets: str) -> No
     """The service-account tokens in `attributes` and every value in `secrets` (static credentials)."""
     try:
         tokens = json.loads(json.loads(attributes).get(_TOKENS_KEY, "null"))
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         tokens = None
     if isinstance(tokens, dict):
         for audience, entry in tokens.items():
@@ -230,7 +230,7 @@ def add_request_credentials(scan: LeakScan, attributes: str, secrets: str) -> No
                 scan.add_value(f"service-account token for {audience}", entry["token"])
     try:
         parsed = json.loads(secrets)
-    except ValueError:
+    except (ValueError, RecursionError):
         return
     if isinstance(parsed, dict):
         for key, value in parsed.items():
