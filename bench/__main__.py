@@ -17,9 +17,10 @@ from typing import Any
 
 from bench.environment import started
 from bench.measure import Scale, run_all
-from bench.report import evaluate_targets, markdown, write_results
+from bench.report import evaluate_targets, markdown, with_bench_section, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
 SMOKE = Scale(
     cold_runs=2,
     warm_runs=3,
@@ -123,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": evaluate_targets(figures, delay),
     }
     json_path, md_path = write_results(result, args.out)
+    if args.out.resolve() == RESULTS and not args.smoke:
+        # The README shows the recorded run; runs written elsewhere leave it alone.
+        README.write_text(with_bench_section(README.read_text(), markdown(result)))
     sys.stdout.write(markdown(result))
     sys.stdout.write(f"\nwrote {json_path} and {md_path} in {result['meta']['duration_s']} s\n")
     return 0

@@ -103,9 +103,22 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_BEGIN = "<!-- bench:begin -->"
+README_END = "<!-- bench:end -->"
+
+
 def write_results(result: dict[str, Any], directory: Path) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / "bench.json", directory / "bench.md"
     json_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     md_path.write_text(markdown(result))
     return json_path, md_path
+
+
+def with_bench_section(readme: str, table: str) -> str:
+    """The README with the text between its bench markers replaced by `table`."""
+    head, begin, rest = readme.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not begin or not end:
+        raise ValueError(f"the README has no {README_BEGIN} ... {README_END} section")
+    return f"{head}{README_BEGIN}\n{table}{README_END}{tail}"

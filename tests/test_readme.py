@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.report import with_bench_section
 from provider_aws import cli, parse
 from provider_aws.credentials import IdentityStats
 from provider_aws.descriptors import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
@@ -174,6 +175,11 @@ def test_benchmark_section_has_its_markers_and_a_table(readme: str) -> None:
     assert begin < end
     assert readme.count(BENCH_BEGIN) == readme.count(BENCH_END) == 1
     assert "| Target |" in readme[begin:end]
+
+
+def test_benchmark_section_is_the_recorded_run(readme: str) -> None:
+    recorded = (ROOT / "bench" / "results" / "bench.md").read_text()
+    assert with_bench_section(readme, recorded) == readme
 
 
 def test_links_to_the_security_policy_and_names_the_license(readme: str) -> None:
