@@ -26,6 +26,11 @@ def _derived(item: FetchedObject) -> list[tuple[MountedFile, str]]:
             f'object "{name}" has jmesPath entries but its value is not valid JSON: '
             "remove jmesPath or store the secret as JSON"
         ) from None
+    except RecursionError:
+        raise PreconditionError(
+            f'object "{name}" has jmesPath entries but its value is JSON nested too deeply to read: '
+            "remove jmesPath or store a flatter document"
+        ) from None
     files = []
     for entry in spec.jmes:
         try:
@@ -33,6 +38,11 @@ def _derived(item: FetchedObject) -> list[tuple[MountedFile, str]]:
         except JMESPathError:
             where = f'object "{name}": jmesPath path "{entry.path}" (objectAlias "{entry.file_name}")'
             raise ConfigError([f"{where} is not a valid JMESPath expression"]) from None
+        except RecursionError:
+            raise PreconditionError(
+                f'object "{name}": jmesPath path "{entry.path}" (objectAlias "{entry.file_name}") '
+                "goes deeper into the secret's JSON than can be evaluated: select a shallower value"
+            ) from None
         if result is None:
             raise PreconditionError(
                 f'object "{name}": jmesPath path "{entry.path}" (objectAlias "{entry.file_name}") '

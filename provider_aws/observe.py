@@ -61,7 +61,7 @@ _RECORD: contextvars.ContextVar[MountRecord | None] = contextvars.ContextVar("mo
 def _pod_fields(attributes: str) -> dict[str, str]:
     try:
         parsed: Any = json.loads(attributes)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(parsed, dict):
         return {}

@@ -90,7 +90,7 @@ class PodIdentityAgent:
             )
         try:
             return _parse(body)
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise UnavailableError(
                 f"the EKS Pod Identity agent at {url} sent an unexpected answer for {who} "
                 f"({type(error).__name__})"
@@ -133,7 +133,7 @@ def _detail(body: str, token: SecretText) -> str:
         data = json.loads(body)
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             text = data["message"]
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     secret = token.reveal()
     if secret:

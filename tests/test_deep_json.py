@@ -1,0 +1,46 @@
+"""JSON nested deeper than Python can recurse is a clear refusal wherever it is read, never INTERNAL."""
+
+from __future__ import annotations
+
+import pytest
+
+from provider_aws.errors import PreconditionError
+from provider_aws.extract import _derived
+from provider_aws.model import (
+    FetchedObject,
+    JmesEntry,
+    ObjectRef,
+    ObjectSpec,
+    ObjectType,
+    SecretBytes,
+    SecretText,
+)
+from provider_aws.observe import _pod_fields
+from provider_aws.podidentity import _detail
+
+DEEP = "[" * 200_000 + "]" * 200_000
+
+
+def fetched(value: str, path: str) -> FetchedObject:
+    spec = ObjectSpec(
+        ObjectType.SECRETS_MANAGER,
+        ObjectRef("deep"),
+        "deep",
+        0o644,
+        jmes=(JmesEntry(path, "out", 0o644),),
+    )
+    return FetchedObject(spec, SecretBytes(value.encode()), "v1", "eu-west-1")
+
+
+def test_a_deep_secret_under_jmespath_is_a_precondition_failure() -> None:
+    with pytest.raises(PreconditionError, match="nested too deeply"):
+        _derived(fetched(DEEP, "a"))
+
+
+def test_deep_attributes_give_no_pod_fields_to_the_access_line() -> None:
+    assert _pod_fields('{"x": ' + DEEP + "}") == {}
+
+
+def test_a_deep_agent_refusal_is_reported_as_its_text() -> None:
+    body = '{"message": ' + DEEP + "}"
+    assert _detail(body, SecretText("pod-identity-token")).startswith('{"message": [[')
