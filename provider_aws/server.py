@@ -158,6 +158,13 @@ async def _drain(service: ProviderService, grace: float) -> None:
             await service.wait_idle()
     except TimeoutError:
         _log.warning("shutdown grace period passed; cancelling mounts in flight", in_flight=service.in_flight)
+        service.abort_in_flight()
+        try:
+            # Each aborted Mount still sends its UNAVAILABLE status before connections close.
+            async with asyncio.timeout(_CLOSE_TIMEOUT):
+                await service.wait_idle()
+        except TimeoutError:
+            _log.warning("mounts did not unwind in time", in_flight=service.in_flight)
 
 
 class _Server(Server):

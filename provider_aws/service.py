@@ -53,6 +53,7 @@ MOUNT_METHOD = "/v1alpha1.CSIDriverProvider/Mount"
 _DEADLINE_MARGIN = 0.1
 
 _INTERNAL_MESSAGE = "internal error in the AWS provider; see the provider's logs"
+_ABORTED_MESSAGE = "the provider stopped before this mount finished; retry the mount once it is back"
 
 _log = structlog.get_logger(__name__)
 
@@ -166,6 +167,7 @@ class ProviderService(CsiDriverProviderBase):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._work: set[asyncio.Task[MountResult]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -178,6 +180,11 @@ class ProviderService(CsiDriverProviderBase):
     async def wait_idle(self) -> None:
         """Return once no Mount is in flight (each one's reply has been sent)."""
         await self._idle.wait()
+
+    def abort_in_flight(self) -> None:
+        """Stop the work of every Mount in flight; each caller gets UNAVAILABLE and retries."""
+        for work in self._work:
+            work.cancel()
 
     async def version(self, version_request: VersionRequest) -> VersionResponse:
         return VersionResponse(
@@ -238,10 +245,18 @@ class ProviderService(CsiDriverProviderBase):
         """Run the handler; `budget` None means the call had no deadline of its own."""
         seconds = self._default_timeout if budget is None else budget
         timer = asyncio.timeout(seconds)
+        work = asyncio.ensure_future(self._handler.mount(_to_input(request)))
+        self._work.add(work)
         try:
             async with timer:
-                result = await self._handler.mount(_to_input(request))
+                result = await work
             return _to_response(result)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if work.cancelled() and current is not None and not current.cancelling():
+                # Only the work was cancelled, by abort_in_flight: the caller still gets an answer.
+                raise GRPCError(Status.UNAVAILABLE, _ABORTED_MESSAGE) from None
+            raise
         except ProviderError as err:
             raise GRPCError(err.status, err.message) from None
         except TimeoutError:
@@ -256,6 +271,8 @@ class ProviderService(CsiDriverProviderBase):
         except Exception:
             _log.exception("mount failed with an unexpected error")
             raise GRPCError(Status.INTERNAL, _INTERNAL_MESSAGE) from None
+        finally:
+            self._work.discard(work)
 
     async def _finish(
         self,

@@ -308,7 +308,9 @@ async def test_mounts_still_running_after_the_grace_period_are_cancelled(setting
     finally:
         channel.close()
     assert handler.cancelled == 1
-    assert isinstance(outcome[0], Exception)
+    assert isinstance(outcome[0], GRPCError)
+    assert outcome[0].status == Status.UNAVAILABLE
+    assert outcome[0].message is not None and "retry the mount" in outcome[0].message
     assert not quick.socket_path.exists()
 
 
