@@ -24,7 +24,7 @@ from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from tests.support.leakscan import LeakScan, harvest_moto, install, report
 
-PLANTED = "planted-leak-value-7f3a9c"
+PLANTED = "Qz7-planted-leak-9Kx"  # distinctive: the session scan sees these texts too
 REGION = "eu-west-1"
 SECRET_KEY = "leakscan-static-secret-key-0b9e"
 
@@ -100,10 +100,15 @@ def test_a_value_in_several_texts_is_reported_once_per_text() -> None:
     scan = LeakScan()
     scan.add_value("planted secret", PLANTED)
     scan.add_value("other name, same value", PLANTED)  # the first label stays
+    scan.add_value("generic", "generic-then-named-1", generic=True)
+    scan.add_value("named", "generic-then-named-1")  # a specific label replaces a generic one
+    scan.add_value("generic again", "generic-then-named-1", generic=True)
+    scan.add_text("d", "generic-then-named-1")
     scan.add_text("a", PLANTED)
     scan.add_text("b", f"x{PLANTED}x")
     scan.add_text("c", "nothing here")
     assert sorted((hit.label, hit.source) for hit in scan.scan()) == [
+        ("named", "d"),
         ("planted secret", "a"),
         ("planted secret", "b"),
     ]

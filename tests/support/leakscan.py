@@ -5,7 +5,7 @@
 - sensitive strings with a label: every secret and parameter value found in moto (`harvest_moto`, run
   before each moto reset), the STS credentials moto handed out, the service-account tokens and static
   credentials sent in Mount requests, the tokens built by `tests.support.identity.jwt`, the Pod Identity
-  agent's tokens and credentials;
+  agent's tokens and credentials, and whatever the provider itself wraps in SecretText or SecretBytes;
 - captured text by source: every structlog and standard-library log line of in-process providers (the
   real `configure_logging` writing into a `TextSink`), stderr captured by pytest (children that inherit
   it), every error message (each `ProviderError` and `GRPCError` built in-process, each error a grpcio
@@ -38,6 +38,7 @@ from moto.sts.models import sts_backends
 
 from provider_aws.errors import ProviderError
 from provider_aws.metrics import Metrics
+from provider_aws.model import SecretBytes, SecretText
 from tests.support import grpc_clients, identity
 from tests.support.podagent import AgentState
 
@@ -45,6 +46,9 @@ __all__ = ["MIN_DIGITS", "MIN_LENGTH", "Hit", "LeakScan", "TextSink", "harvest_m
 
 MIN_LENGTH = 6
 MIN_DIGITS = 10
+# Request fields and secret holders also see the random strings of property tests: only longer ones
+# are registered from there, so that a generated "serving" cannot match a log line by chance.
+MIN_GENERATED = 12
 _TOKENS_KEY = "csi.storage.k8s.io/serviceAccount.tokens"
 
 
@@ -78,16 +82,24 @@ class LeakScan:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, str] = {}
+        self._generic: set[str] = set()
         self._texts: dict[str, list[str]] = {}
 
-    def add_value(self, label: str, value: str | bytes) -> None:
+    def add_value(self, label: str, value: str | bytes, *, generic: bool = False) -> None:
+        """Register `value`; the first specific label names it (a `generic` one only until then)."""
         if isinstance(value, bytes):
             try:
                 value = value.decode("utf-8")
             except UnicodeDecodeError:
                 return  # logs show bytes by length only; an undecodable value cannot be written as text
         with self._lock:
-            self._values.setdefault(value, label)
+            if value not in self._values:
+                self._values[value] = label
+                if generic:
+                    self._generic.add(value)
+            elif not generic and value in self._generic:
+                self._values[value] = label
+                self._generic.discard(value)
 
     def add_text(self, source: str, text: str | bytes) -> None:
         if isinstance(text, bytes):
@@ -120,14 +132,14 @@ class LeakScan:
         with self._lock:
             values = [(value, label) for value, label in self._values.items() if searched(value)]
             texts = {source: "".join(parts) for source, parts in self._texts.items()}
+        everything = "\x00".join(texts.values())  # one search per form first: hits are rare
         hits: list[Hit] = []
         for value, label in values:
-            forms = _forms(value)
-            for source, text in texts.items():
-                for form, needle in forms.items():
-                    if needle in text:
-                        hits.append(Hit(label, source, form))
-                        break
+            forms = {form: needle for form, needle in _forms(value).items() if needle in everything}
+            for source, text in texts.items() if forms else ():
+                found = next((form for form, needle in forms.items() if needle in text), None)
+                if found is not None:
+                    hits.append(Hit(label, source, found))
         return tuple(hits)
 
 
@@ -226,16 +238,17 @@ def add_request_credentials(scan: LeakScan, attributes: str, secrets: str) -> No
         tokens = None
     if isinstance(tokens, dict):
         for audience, entry in tokens.items():
-            if isinstance(entry, dict) and isinstance(entry.get("token"), str):
-                scan.add_value(f"service-account token for {audience}", entry["token"])
+            token = entry.get("token") if isinstance(entry, dict) else None
+            if isinstance(token, str) and len(token) >= MIN_GENERATED:
+                scan.add_value(f"service-account token for {audience}", token)
     try:
         parsed = json.loads(secrets)
     except (ValueError, RecursionError):
         return
     if isinstance(parsed, dict):
         for key, value in parsed.items():
-            if isinstance(value, str) and key != "awsAccessKeyId":  # a key id names a key, it is no secret
-                scan.add_value(f"nodePublishSecretRef {key}", value)
+            if isinstance(value, str) and key != "awsAccessKeyId" and len(value) >= MIN_GENERATED:
+                scan.add_value(f"nodePublishSecretRef {key}", value)  # (a key id names a key: no secret)
 
 
 # --- capture points ---------------------------------------------------------------------------------
@@ -246,6 +259,7 @@ def install(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, source: str, module
     _wrap_grpc_errors(scan, monkeypatch, source)
     _wrap_provider_errors(scan, monkeypatch, source)
     _wrap_metrics(scan, monkeypatch, source)
+    _wrap_secret_holders(scan, monkeypatch)
     _wrap_grpcio_client(scan, monkeypatch, source)
     _wrap_agent(scan, monkeypatch)
     _rebind(monkeypatch, module, identity, "jwt", _recording_jwt(scan, identity.jwt))
@@ -283,6 +297,24 @@ def _wrap_provider_errors(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, sourc
         scan.add_text(f"{source} provider error", str(self))
 
     monkeypatch.setattr(ProviderError, "__init__", init)
+
+
+def _wrap_secret_holders(scan: LeakScan, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the provider wraps as secret (fetched values, tokens, credentials) is registered."""
+    text_init, bytes_init = SecretText.__init__, SecretBytes.__init__
+
+    def init_text(self: SecretText, value: str) -> None:
+        text_init(self, value)
+        if len(value) >= MIN_GENERATED:
+            scan.add_value("a SecretText (token or credential)", value, generic=True)
+
+    def init_bytes(self: SecretBytes, value: bytes) -> None:
+        bytes_init(self, value)
+        if len(value) >= MIN_GENERATED:
+            scan.add_value("a SecretBytes (secret value)", value, generic=True)
+
+    monkeypatch.setattr(SecretText, "__init__", init_text)
+    monkeypatch.setattr(SecretBytes, "__init__", init_bytes)
 
 
 def _wrap_metrics(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
