@@ -8,8 +8,9 @@
   agent's tokens and credentials, and whatever the provider itself wraps in SecretText or SecretBytes;
 - captured text by source: every structlog and standard-library log line of in-process providers (the
   real `configure_logging` writing into a `TextSink`), stderr captured by pytest (children that inherit
-  it), every error message (each `ProviderError` and `GRPCError` built in-process, each error a grpcio
-  client receives, grpcurl's stderr) and every /metrics body rendered in-process.
+  it), the whole log of each `provider-aws serve` child started by `tests.support.serveproc`, every
+  error message (each `ProviderError` and `GRPCError` built in-process, each error a grpcio client
+  receives, grpcurl's stderr) and every /metrics body rendered in-process.
 
 `scan()` looks for every value in every captured text, as written and JSON-escaped (logs are JSON).
 Values shorter than 6 characters, and all-digit values shorter than 10 digits, are not searched: they
@@ -24,7 +25,8 @@ import binascii
 import functools
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -39,7 +41,7 @@ from moto.sts.models import sts_backends
 from provider_aws.errors import ProviderError
 from provider_aws.metrics import Metrics
 from provider_aws.model import SecretBytes, SecretText
-from tests.support import grpc_clients, identity
+from tests.support import grpc_clients, identity, serveproc
 from tests.support.podagent import AgentState
 
 __all__ = ["MIN_DIGITS", "MIN_LENGTH", "Hit", "LeakScan", "TextSink", "harvest_moto", "install", "report"]
@@ -263,6 +265,8 @@ def install(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, source: str, module
     _wrap_grpcio_client(scan, monkeypatch, source)
     _wrap_agent(scan, monkeypatch)
     _rebind(monkeypatch, module, identity, "jwt", _recording_jwt(scan, identity.jwt))
+    child = _recording_child(scan, source, serveproc.serve_process)
+    _rebind(monkeypatch, module, serveproc, "serve_process", child)
     _rebind(
         monkeypatch, module, grpc_clients, "grpcurl", _recording_grpcurl(scan, source, grpc_clients.grpcurl)
     )
@@ -381,3 +385,21 @@ def _recording_grpcurl(
         return result
 
     return grpcurl
+
+
+def _recording_child(
+    scan: LeakScan, source: str, original: Callable[..., AbstractAsyncContextManager[serveproc.ServeProcess]]
+) -> Callable[..., AbstractAsyncContextManager[serveproc.ServeProcess]]:
+    """A `provider-aws serve` child's whole output (stdout and stderr go to its log file), once it is gone."""
+
+    @asynccontextmanager
+    async def serve_process(*args: Any, **kwargs: Any) -> AsyncIterator[serveproc.ServeProcess]:
+        child: serveproc.ServeProcess | None = None
+        try:
+            async with original(*args, **kwargs) as child:
+                yield child
+        finally:
+            if child is not None:
+                scan.add_text(f"{source} serve child log", child.log())
+
+    return serve_process
