@@ -175,3 +175,32 @@ async def test_many_concurrent_mounts_over_one_socket(aws: ProxyState, moto_serv
     assert all(reply == expected for reply in replies)
     # the process-wide limit on concurrent AWS requests held
     assert 1 <= aws.max_in_flight <= 8
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_throttling_does_not_become_a_retry_storm(aws: ProxyState) -> None:
+    # 200 Mounts of different secrets at once, every AWS request throttled.
+    mounts, attempts = 200, 3
+    aws.faults[(REGION, "*")] = Fault(status=400, code="ThrottlingException", message="Rate exceeded")
+    with short_socket_dir() as socket_dir:
+        settings = Settings(socket_dir=Path(socket_dir), shutdown_grace=5.0, aws_max_attempts=attempts)
+        async with build_provider(settings) as built, running_provider(settings, built.mounter):
+            with GrpcioProviderClient(settings.socket_path) as client:
+
+                def one(index: int) -> grpc.StatusCode:
+                    objects = f"- objectName: throttled-{index}\n  objectType: secretsmanager\n"
+                    try:
+                        client.mount(attributes=attributes(objects), secrets=STATIC, timeout=60)
+                    except grpc.RpcError as error:
+                        return error.code()  # type: ignore[no-any-return]
+                    return grpc.StatusCode.OK
+
+                loop = asyncio.get_running_loop()
+                with ThreadPoolExecutor(max_workers=100) as pool:
+                    codes = await asyncio.gather(*(loop.run_in_executor(pool, one, i) for i in range(mounts)))
+    assert set(codes) == {grpc.StatusCode.UNAVAILABLE}
+    # Every Mount tried once; retries come out of one shared, bounded retry budget (botocore's
+    # standard mode: 500 units at 5 per retry), not `attempts` per Mount.
+    assert mounts <= len(aws.calls) <= mounts + 100
+    assert len(aws.calls) < mounts * attempts
+    print(f"{mounts} throttled Mounts sent {len(aws.calls)} requests")
