@@ -8,10 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.leakscan import LeakScan
+
 DEMO_TIMEOUT = 120.0
 
 
-def test_demo_mounts_the_seed_secrets_and_cleans_up(tmp_path: Path) -> None:
+def test_demo_mounts_the_seed_secrets_and_cleans_up(tmp_path: Path, leak_scan: LeakScan) -> None:
+    # The demo shows contents on stdout by design; its logs (stderr) must not.
+    leak_scan.add_value("demo: MySecret2's value", "the value of MySecret2")
+    leak_scan.add_value("demo: MySecret's username", "john.doe")
     target = tmp_path / "mount"
     done = subprocess.run(
         [sys.executable, "-m", "provider_aws.demo", "--target", str(target)],
@@ -20,6 +25,7 @@ def test_demo_mounts_the_seed_secrets_and_cleans_up(tmp_path: Path) -> None:
         timeout=DEMO_TIMEOUT,
         check=False,
     )
+    leak_scan.add_text("make demo: stderr", done.stderr)
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line[:1].isalnum()}
     assert rows["dbusername"][1:2] + rows["dbusername"][-1:] == ["0644", "john.doe"]

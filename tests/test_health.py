@@ -26,6 +26,7 @@ from provider_aws.model import MountInput, MountResult
 from provider_aws.settings import Settings
 from tests.support.grpc_clients import running_provider, short_socket_dir
 from tests.support.identity import served_cluster
+from tests.support.leakscan import LeakScan
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 WAIT_LIMIT = 20.0
@@ -152,9 +153,10 @@ async def test_ipv6_loopback(socket_dir: Path) -> None:
         assert await get(f"http://[::1]:{port}/healthz") == (200, "ok: alive (socket not open)\n")
 
 
-async def _read_event(stream: asyncio.StreamReader, event: str) -> dict[str, object]:
+async def _read_event(stream: asyncio.StreamReader, event: str, seen: list[bytes]) -> dict[str, object]:
     while True:
         line = await stream.readline()
+        seen.append(line)
         if not line:
             raise AssertionError(f"the process ended before logging {event!r}")
         record = json.loads(line)
@@ -164,8 +166,9 @@ async def _read_event(stream: asyncio.StreamReader, event: str) -> dict[str, obj
 
 @pytest.mark.asyncio
 async def test_serve_command_runs_the_endpoint_until_sigterm(
-    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_scan: LeakScan
 ) -> None:
+    log: list[bytes] = []
     with served_cluster(tmp_path, monkeypatch):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -183,18 +186,21 @@ async def test_serve_command_runs_the_endpoint_until_sigterm(
         assert process.stderr is not None
         try:
             async with asyncio.timeout(WAIT_LIMIT):
-                listening = await _read_event(process.stderr, "http endpoint listening")
+                listening = await _read_event(process.stderr, "http endpoint listening", log)
                 url = f"http://127.0.0.1:{listening['port']}"
-                await _read_event(process.stderr, "serving")
+                await _read_event(process.stderr, "serving", log)
                 assert await get(f"{url}/readyz") == (200, "ok: ready\n")
                 status, text = await get(f"{url}/metrics")
+                leak_scan.add_text("provider-aws serve child: /metrics", text)
                 assert status == 200
                 assert "provider_aws_build_info{" in text
                 assert "# TYPE provider_aws_kubernetes_requests_total counter" in text
                 assert "# TYPE provider_aws_rotation_coalesced_total counter" in text
                 process.send_signal(signal.SIGTERM)
+                log.append(await process.stderr.read())
                 assert await process.wait() == 0
         finally:
+            leak_scan.add_text("provider-aws serve child: log", b"".join(log))
             if process.returncode is None:
                 process.kill()
                 await process.wait()
@@ -203,7 +209,7 @@ async def test_serve_command_runs_the_endpoint_until_sigterm(
 
 @pytest.mark.asyncio
 async def test_serve_exits_with_a_clear_error_when_the_port_is_taken(
-    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_scan: LeakScan
 ) -> None:
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     taken.bind(("127.0.0.1", 0))
@@ -228,5 +234,6 @@ async def test_serve_exits_with_a_clear_error_when_the_port_is_taken(
                 _, err = await process.communicate()
     finally:
         taken.close()
+    leak_scan.add_text("provider-aws serve child: log", err)
     assert process.returncode == 1
     assert f"provider-aws: cannot listen on 127.0.0.1:{port} for /healthz" in err.decode()

@@ -28,6 +28,7 @@ from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import running_provider, short_socket_dir
+from tests.support.leakscan import LeakScan
 
 REGION = "eu-west-1"
 SPC = """\
@@ -95,12 +96,14 @@ async def test_mount_writes_files_with_modes_and_prints_no_contents(
     tmp_path: Path,
     version: str,
     capsys: pytest.CaptureFixture[str],
+    leak_scan: LeakScan,
 ) -> None:
     versions = _seed(moto_server)
     target = tmp_path / "mnt"
     code = await _cli("mount", *_write_inputs(tmp_path, version=version), "--socket", str(provider),
                       "--target", str(target), "--permission", "0640")  # fmt: skip
     out = capsys.readouterr()
+    leak_scan.add_text("provider-aws mount: stderr", out.err)
     assert code == 0, out.err
     contents = {p.name: p.read_bytes() for p in target.iterdir() if not p.name.startswith("..")}
     assert contents == {"app_db": b'{"user": {"password": "pw-1"}}', "dbpassword": b"pw-1", "flag": b"on"}
@@ -140,11 +143,18 @@ async def test_second_mount_swaps_atomically_and_drops_stale_files(
 
 @pytest.mark.asyncio
 async def test_provider_error_exits_non_zero_with_its_message_and_writes_nothing(
-    aws: ProxyState, moto_server: str, provider: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    *,
+    aws: ProxyState,
+    moto_server: str,
+    provider: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    leak_scan: LeakScan,
 ) -> None:
     target = tmp_path / "mnt"
     code = await _cli("mount", *_write_inputs(tmp_path), "--socket", str(provider), "--target", str(target))
     err = capsys.readouterr().err
+    leak_scan.add_text("provider-aws mount: stderr", err)
     assert code == 1
     assert "NOT_FOUND" in err and "app/db" in err
     assert not target.exists() or not any(target.iterdir())
