@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from provider_aws.awsclients import Credentials, tally_requests
 from provider_aws.extract import build_result
 from provider_aws.fetch import Fetcher
 from provider_aws.model import MountInput, MountPlan, MountResult
+from provider_aws.objectsmemo import ObjectsMemo
 from provider_aws.parse import bind_region, parse_mount_request
 
 __all__ = ["IdentitySource", "Mounter", "RegionSource"]
@@ -27,9 +28,10 @@ class Mounter:
     fetcher: Fetcher
     identities: IdentitySource
     regions: RegionSource
+    objects_memo: ObjectsMemo = field(default_factory=ObjectsMemo)
 
     async def mount(self, request: MountInput) -> MountResult:
-        plan = parse_mount_request(request)
+        plan = parse_mount_request(request, objects_memo=self.objects_memo)
         return await self.mount_plan(plan)
 
     async def mount_plan(self, plan: MountPlan) -> MountResult:

@@ -31,6 +31,7 @@ from provider_aws.model import (
     SecretText,
     StaticCredentials,
 )
+from provider_aws.objectsmemo import ObjectsMemo
 from provider_aws.paths import PathError, parse_translation
 from provider_aws.tokens import TOKENS_ATTRIBUTE, TokenError, parse_tokens
 
@@ -79,7 +80,11 @@ def _region(parameters: Mapping[str, object], key: str, problems: list[str]) -> 
 
 
 def _parameters(
-    parameters: Mapping[str, object], default_mode: int, limits: Limits, problems: list[str]
+    parameters: Mapping[str, object],
+    default_mode: int,
+    limits: Limits,
+    problems: list[str],
+    objects_memo: ObjectsMemo | None = None,
 ) -> _Parameters:
     """Every SecretProviderClass parameter; shared by Mount and `provider-aws validate`."""
     text: dict[str, str] = {}
@@ -115,7 +120,11 @@ def _parameters(
         failover_region=failover,
         limits=limits,
     )
-    objects = parse_objects(text.get("objects"), context, problems)
+    objects_text = text.get("objects")
+    if objects_memo is None:
+        objects = parse_objects(objects_text, context, problems)
+    else:
+        objects = objects_memo.parse(objects_text, context, problems)
     return _Parameters(objects, region, failover, use_pod_identity, address)
 
 
@@ -218,8 +227,13 @@ def _capped(problems: list[str], limits: Limits) -> tuple[str, ...]:
     return (*problems[: limits.max_problems], f"... and {hidden} more problems")
 
 
-def parse_mount_request(request: MountInput, *, limits: Limits = DEFAULT_LIMITS) -> MountPlan:
-    """The plan for one Mount; raises ConfigError listing every problem found."""
+def parse_mount_request(
+    request: MountInput, *, limits: Limits = DEFAULT_LIMITS, objects_memo: ObjectsMemo | None = None
+) -> MountPlan:
+    """The plan for one Mount; raises ConfigError listing every problem found.
+
+    `objects_memo` reuses the parse of an `objects` text seen before (the result is the same).
+    """
     problems: list[str] = []
     if request.target_path == "":
         problems.append("Missing mount path: the request has an empty target_path")
@@ -235,7 +249,7 @@ def parse_mount_request(request: MountInput, *, limits: Limits = DEFAULT_LIMITS)
             tokens = parse_tokens(raw_tokens)
         except TokenError as error:
             problems.append(str(error))
-    parameters = _parameters(attributes, 0o644 if mode is None else mode, limits, problems)
+    parameters = _parameters(attributes, 0o644 if mode is None else mode, limits, problems, objects_memo)
     if problems or mode is None:
         raise ConfigError(_capped(problems, limits))
 
