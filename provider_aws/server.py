@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 from grpclib import Status
+from grpclib.encoding.base import CodecBase
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
 from grpclib.server import Server
@@ -30,6 +31,7 @@ from provider_aws.errors import ProviderError
 from provider_aws.reflection import with_reflection
 from provider_aws.service import MountHandler, MountObserver, ProviderService
 from provider_aws.settings import Settings
+from provider_aws.wire import ProviderCodec
 
 if TYPE_CHECKING:
     from grpclib._typing import IServable
@@ -95,9 +97,7 @@ def _existing_socket(path: Path) -> bool:
     except OSError as err:
         raise SocketError(f"cannot prepare the socket directory {path.parent}: {_reason(err)}") from None
     if not stat.S_ISSOCK(info.st_mode):
-        raise SocketInUseError(
-            f"{path} exists and is not a socket; remove it or choose another --socket-dir"
-        )
+        raise SocketInUseError(f"{path} exists and is not a socket; remove it or choose another --socket-dir")
     return True
 
 
@@ -175,8 +175,8 @@ class _Server(Server):
     which is private to grpclib (pinned below 0.5 in pyproject.toml).
     """
 
-    def __init__(self, handlers: Collection[IServable]) -> None:
-        super().__init__(handlers)
+    def __init__(self, handlers: Collection[IServable], codec: CodecBase) -> None:
+        super().__init__(handlers, codec=codec)
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:
@@ -219,7 +219,9 @@ async def run_server(
     await prepare_socket_path(path)
     service = ProviderService(handler, default_timeout=settings.default_mount_timeout, observer=observer)
     serving = ServiceStatus()
-    server = _Server(with_reflection([service, Health({service: [serving]})]))
+    server = _Server(
+        with_reflection([service, Health({service: [serving]})]), codec=ProviderCodec(service.wire)
+    )
     sock, identity = _bind(path)
     try:
         await server.start(sock=sock)

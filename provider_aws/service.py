@@ -13,7 +13,7 @@ import asyncio
 import enum
 import re
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from grpclib import GRPCError, Status
@@ -31,6 +31,7 @@ from provider_aws._proto.v1alpha1 import (
 )
 from provider_aws.errors import ProviderError
 from provider_aws.model import MountInput, MountResult
+from provider_aws.wire import MountWire
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -168,6 +169,7 @@ class ProviderService(CsiDriverProviderBase):
         self._idle = asyncio.Event()
         self._idle.set()
         self._work: set[asyncio.Task[MountResult]] = set()
+        self.wire = MountWire()
 
     @property
     def in_flight(self) -> int:
@@ -193,7 +195,7 @@ class ProviderService(CsiDriverProviderBase):
 
     async def mount(self, mount_request: MountRequest) -> MountResponse:
         """Mount without a stream (direct calls): runs under the default timeout."""
-        return await self._call_handler(mount_request, None)
+        return _to_response(await self._call_handler(_to_input(mount_request), None))
 
     def __mapping__(self) -> dict[str, Handler]:
         # The generated Mount entry calls `mount(request)`, which cannot see the
@@ -202,7 +204,7 @@ class ProviderService(CsiDriverProviderBase):
         mapping[MOUNT_METHOD] = mapping[MOUNT_METHOD]._replace(func=self._rpc_mount)
         return mapping
 
-    async def _rpc_mount(self, stream: Stream[MountRequest, MountResponse]) -> None:
+    async def _rpc_mount(self, stream: Stream[Any, Any]) -> None:
         started = time.monotonic()
         self._observer.started()
         if not self._accepting:
@@ -218,15 +220,16 @@ class ProviderService(CsiDriverProviderBase):
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _serve_mount(self, stream: Stream[MountRequest, MountResponse], started: float) -> None:
+    async def _serve_mount(self, stream: Stream[Any, Any], started: float) -> None:
         # Trailers are sent here rather than by grpclib after we return, so that a
         # Mount counts as in flight until its whole reply is written.
         try:
+            # A MountInput from ProviderCodec (the server uses it; see wire.py).
             request = await stream.recv_message()
             if request is None:
                 raise GRPCError(Status.INVALID_ARGUMENT, "the Mount call carried no request message")
-            response = await self._call_handler(request, self._budget(stream))
-            await stream.send_message(response)
+            result = await self._call_handler(request, self._budget(stream))
+            await stream.send_message(self.wire.response(result))
         except GRPCError as err:
             await self._finish(stream, started, _outcome_of(err.status), err.status, err.message)
             return
@@ -236,21 +239,20 @@ class ProviderService(CsiDriverProviderBase):
             raise
         await self._finish(stream, started, Outcome.OK, Status.OK, None)
 
-    def _budget(self, stream: Stream[MountRequest, MountResponse]) -> float | None:
+    def _budget(self, stream: Stream[Any, Any]) -> float | None:
         if stream.deadline is None:
             return None
         return max(stream.deadline.time_remaining() - _DEADLINE_MARGIN, 0.0)
 
-    async def _call_handler(self, request: MountRequest, budget: float | None) -> MountResponse:
+    async def _call_handler(self, request: MountInput, budget: float | None) -> MountResult:
         """Run the handler; `budget` None means the call had no deadline of its own."""
         seconds = self._default_timeout if budget is None else budget
         timer = asyncio.timeout(seconds)
-        work = asyncio.ensure_future(self._handler.mount(_to_input(request)))
+        work = asyncio.ensure_future(self._handler.mount(request))
         self._work.add(work)
         try:
             async with timer:
-                result = await work
-            return _to_response(result)
+                return await work
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if work.cancelled() and current is not None and not current.cancelling():
@@ -276,7 +278,7 @@ class ProviderService(CsiDriverProviderBase):
 
     async def _finish(
         self,
-        stream: Stream[MountRequest, MountResponse],
+        stream: Stream[Any, Any],
         started: float,
         outcome: Outcome,
         status: Status,
