@@ -31,7 +31,7 @@ from provider_aws._proto.v1alpha1 import (
 )
 from provider_aws.errors import ProviderError
 from provider_aws.model import MountInput, MountResult
-from provider_aws.wire import MountWire
+from provider_aws.wire import MountWire, mount_input
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -132,16 +132,6 @@ def _outcome_of(status: Status) -> Outcome:
     return Outcome.ERROR
 
 
-def _to_input(request: MountRequest) -> MountInput:
-    return MountInput(
-        attributes=request.attributes,
-        secrets=request.secrets,
-        target_path=request.target_path,
-        permission=request.permission,
-        current_versions=tuple((item.id, item.version) for item in request.current_object_version),
-    )
-
-
 def _to_response(result: MountResult) -> MountResponse:
     return MountResponse(
         object_version=[ObjectVersion(id=item.id, version=item.version) for item in result.versions],
@@ -195,7 +185,7 @@ class ProviderService(CsiDriverProviderBase):
 
     async def mount(self, mount_request: MountRequest) -> MountResponse:
         """Mount without a stream (direct calls): runs under the default timeout."""
-        return _to_response(await self._call_handler(_to_input(mount_request), None))
+        return _to_response(await self._call_handler(mount_input(mount_request), None))
 
     def __mapping__(self) -> dict[str, Handler]:
         # The generated Mount entry calls `mount(request)`, which cannot see the

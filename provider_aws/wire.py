@@ -20,7 +20,18 @@ from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.model import MountInput, MountResult
 from provider_aws.reflection import descriptor_pool_for_server
 
-__all__ = ["MountWire", "ProviderCodec"]
+__all__ = ["MountWire", "ProviderCodec", "mount_input"]
+
+
+def mount_input(request: Any) -> MountInput:
+    """A MountRequest's fields as plain values; from either message class (same field names)."""
+    return MountInput(
+        attributes=request.attributes,
+        secrets=request.secrets,
+        target_path=request.target_path,
+        permission=request.permission,
+        current_versions=tuple((item.id, item.version) for item in request.current_object_version),
+    )
 
 
 class MountWire:
@@ -42,13 +53,7 @@ class MountWire:
             raise GRPCError(
                 Status.INVALID_ARGUMENT, "the Mount request is not a valid MountRequest"
             ) from None
-        return MountInput(
-            attributes=request.attributes,
-            secrets=request.secrets,
-            target_path=request.target_path,
-            permission=request.permission,
-            current_versions=tuple((item.id, item.version) for item in request.current_object_version),
-        )
+        return mount_input(request)
 
     def response(self, result: MountResult) -> Any:
         reply = self.response_type()

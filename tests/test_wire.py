@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from provider_aws._proto.v1alpha1 import MountRequest, MountResponse, ObjectVersion, VersionRequest
 from provider_aws.model import MountedFile, MountResult, SecretBytes
 from provider_aws.model import ObjectVersion as Version
-from provider_aws.service import _to_input, _to_response
-from provider_aws.wire import MountWire, ProviderCodec
+from provider_aws.service import _to_response
+from provider_aws.wire import MountWire, ProviderCodec, mount_input
 
 WIRE = MountWire()
 CODEC = ProviderCodec(WIRE)
@@ -48,7 +48,7 @@ def test_a_reply_decodes_to_what_betterproto_would_have_sent(result: MountResult
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(requests)
 def test_a_request_reads_as_betterproto_reads_it(request: MountRequest) -> None:
-    assert CODEC.decode(bytes(request), MountRequest) == _to_input(request)
+    assert CODEC.decode(bytes(request), MountRequest) == mount_input(request)
 
 
 def test_other_messages_keep_the_default_codec() -> None:
