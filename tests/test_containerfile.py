@@ -65,7 +65,10 @@ def test_hadolint_finds_nothing() -> None:
     """Every level fails, info included; a rule is ignored only with its reason in a comment."""
     done = subprocess.run(
         [str(HADOLINT), "--no-color", "--failure-threshold", "info", str(CONTAINERFILE)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = CONTAINERFILE.read_text().splitlines()
@@ -77,8 +80,12 @@ def test_hadolint_finds_nothing() -> None:
 
 def test_hadolint_is_real() -> None:
     done = subprocess.run(
-        [str(HADOLINT), "--no-color", "-"], input="FROM debian\nRUN apt-get install curl\n",
-        capture_output=True, text=True, timeout=60, check=False,
+        [str(HADOLINT), "--no-color", "-"],
+        input="FROM debian\nRUN apt-get install curl\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode != 0
     assert "DL3008" in done.stdout  # unpinned apt package

@@ -197,7 +197,12 @@ def test_every_object_passes_the_kubernetes_schemas(version: str, rendered: dict
             pytest.fail(f"{where} against Kubernetes {version}: {error.message} at {list(error.path)}")
         checked.append(obj["kind"])
     assert sorted(set(checked)) == [
-        "CSIDriver", "ClusterRole", "ClusterRoleBinding", "DaemonSet", "Pod", "ServiceAccount"
+        "CSIDriver",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "Pod",
+        "ServiceAccount",
     ]
 
 
@@ -207,9 +212,15 @@ def test_a_broken_object_is_caught() -> None:
     with pytest.raises(jsonschema.ValidationError):
         kubernetes_validate.validate(broken, K8S_VERSIONS[-1], strict=True)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
-                             "metadata": {"name": "x"}, "spec": {"provider": "aws", "parameter": {}}},
-                            SECRET_PROVIDER_CLASS_SCHEMA)
+        jsonschema.validate(
+            {
+                "apiVersion": "secrets-store.csi.x-k8s.io/v1",
+                "kind": "SecretProviderClass",
+                "metadata": {"name": "x"},
+                "spec": {"provider": "aws", "parameter": {}},
+            },
+            SECRET_PROVIDER_CLASS_SCHEMA,
+        )
 
 
 # ---- the examples ------------------------------------------------------------------------------
@@ -269,13 +280,26 @@ def test_rbac_grants_only_what_the_provider_calls(rendered: dict[str, list[Obj]]
     base = rendered["base"]
     kinds = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
     account, role, binding = (_one(base, kind) for kind in kinds)
-    grants = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
-              for resource in rule["resources"] for verb in rule["verbs"]}
+    grants = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
     assert grants == {("", "serviceaccounts", "get"), ("", "nodes", "get")}
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
-                                    "namespace": account["metadata"]["namespace"]}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": account["metadata"]["name"],
+            "namespace": account["metadata"]["namespace"],
+        }
+    ]
     daemonset = _one(base, "DaemonSet")
     assert daemonset["metadata"]["namespace"] == account["metadata"]["namespace"]
     assert daemonset["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
@@ -357,7 +381,9 @@ def test_csidriver_patch_works_as_a_merge_patch_too() -> None:
     patch = yaml.safe_load((MANIFESTS / "csidriver" / "tokenrequests-patch.yaml").read_text())
     assert set(patch["spec"]) == {"tokenRequests", "requiresRepublish"}
     assert (patch["apiVersion"], patch["kind"], patch["metadata"]) == (
-        shipped["apiVersion"], shipped["kind"], shipped["metadata"]
+        shipped["apiVersion"],
+        shipped["kind"],
+        shipped["metadata"],
     )
     patched = copy.deepcopy(shipped)
     _merge(patched, patch)

@@ -209,9 +209,7 @@ async def test_config_error_lists_every_problem(start: Start) -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("error", [RuntimeError("boom leaked-detail"), TimeoutError("leaked-detail")])
-async def test_unexpected_exception_is_internal_logged_and_not_leaked(
-    start: Start, error: Exception
-) -> None:
+async def test_unexpected_exception_is_internal_logged_and_not_leaked(start: Start, error: Exception) -> None:
     harness = await start(ScriptedHandler(error=error))
     with capture_logs() as logs, pytest.raises(GRPCError) as raised:
         await harness.stub.mount(mount_request(), timeout=WAIT)

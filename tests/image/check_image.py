@@ -96,9 +96,14 @@ def test_image_holds_the_installed_package_and_nothing_of_the_build(rootfs: Path
     assert (site / "provider_aws/__init__.py").is_file()
     assert (site / f"secrets_store_csi_provider_aws-{VERSION}.dist-info").is_dir()
     leftovers = [
-        *(venv / "bin").glob("pip*"), *site.glob("pip"), *site.glob("setuptools"),
-        *(rootfs / "usr/bin").glob("gcc*"), *(rootfs / "usr/bin").glob("cc"),
-        *(rootfs / "root/.cache").glob("pip"), rootfs / "wheels", rootfs / "src",
+        *(venv / "bin").glob("pip*"),
+        *site.glob("pip"),
+        *site.glob("setuptools"),
+        *(rootfs / "usr/bin").glob("gcc*"),
+        *(rootfs / "usr/bin").glob("cc"),
+        *(rootfs / "root/.cache").glob("pip"),
+        rootfs / "wheels",
+        rootfs / "src",
     ]
     assert [str(p.relative_to(rootfs)) for p in leftovers if p.exists() or p.is_symlink()] == []
 
@@ -157,15 +162,32 @@ def provider(image: str) -> Iterator[Provider]:
     started = Provider(name, directory / "aws.sock", http)
     try:
         _podman(
-            "run", "--detach", "--name", name,
-            "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp",
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--user", "0", "--network", "host",
-            "--ulimit", f"nofile={_limit(resource.RLIMIT_NOFILE, 65536)}",
-            "--ulimit", f"nproc={_limit(resource.RLIMIT_NPROC, 4096)}",
-            "--volume", f"{directory}:{SOCKET_DIR}",
-            "--env", "NODE_NAME=image-test",
-            image, f"--http-addr={http}",
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--read-only",
+            "--read-only-tmpfs=false",
+            "--tmpfs",
+            "/tmp",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "--user",
+            "0",
+            "--network",
+            "host",
+            "--ulimit",
+            f"nofile={_limit(resource.RLIMIT_NOFILE, 65536)}",
+            "--ulimit",
+            f"nproc={_limit(resource.RLIMIT_NPROC, 4096)}",
+            "--volume",
+            f"{directory}:{SOCKET_DIR}",
+            "--env",
+            "NODE_NAME=image-test",
+            image,
+            f"--http-addr={http}",
         )
         _wait_for_socket(started)
         yield started

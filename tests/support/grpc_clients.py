@@ -128,9 +128,7 @@ class GrpcurlResult:
     stderr: str
 
 
-async def grpcurl(
-    socket_path: Path | str, *command: str, options: Sequence[str] = ()
-) -> GrpcurlResult:
+async def grpcurl(socket_path: Path | str, *command: str, options: Sequence[str] = ()) -> GrpcurlResult:
     """Run `grpcurl -plaintext -unix OPTIONS SOCKET COMMAND...` (e.g. `list`, `describe X`, a method)."""
     binary = Path(sys.executable).with_name("grpcurl")
     process = await asyncio.create_subprocess_exec(
