@@ -30,7 +30,6 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from provider_aws.httppool import SharedHttpPool
 from provider_aws.model import SecretText
 from provider_aws.settings import Settings
 
@@ -181,12 +180,10 @@ class AwsClients:
     _clients: OrderedDict[tuple[str, str], _Entry] = field(default_factory=OrderedDict)
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _limit: asyncio.Semaphore = field(init=False)
-    _http: SharedHttpPool = field(default_factory=SharedHttpPool)
 
     def __post_init__(self) -> None:
         self._limit = asyncio.Semaphore(max(1, self.settings.max_concurrency))
         self._config = AioConfig(
-            http_session_cls=self._http.session_factory(),
             retries={"mode": "standard", "total_max_attempts": max(1, self.settings.aws_max_attempts)},
             connect_timeout=self.settings.aws_connect_timeout,
             read_timeout=self.settings.aws_read_timeout,
@@ -275,4 +272,3 @@ class AwsClients:
             entry.retired = True
             if entry.leases == 0:
                 await entry.client.close()
-        await self._http.close()

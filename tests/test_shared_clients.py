@@ -1,4 +1,4 @@
-"""Every identity shares one AWS client per service and region and one connection pool, and each
+"""Every identity shares one AWS client (and its connection pool) per service and region, and each
 request is signed by the identity that made it, however the calls interleave."""
 
 from __future__ import annotations
