@@ -39,7 +39,6 @@ __all__ = [
     "CallObserver",
     "Credentials",
     "RequestTally",
-    "current_tally",
     "tally_requests",
 ]
 
@@ -73,10 +72,6 @@ class RequestTally:
 
 
 _TALLY: contextvars.ContextVar[RequestTally | None] = contextvars.ContextVar("aws_tally", default=None)
-
-
-def current_tally() -> RequestTally | None:
-    return _TALLY.get()
 
 
 @asynccontextmanager

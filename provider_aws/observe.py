@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextvars
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from grpclib import Status
 
-from provider_aws.awsclients import RequestTally, current_tally, tally_requests
+from provider_aws.awsclients import RequestTally, tally_requests
 from provider_aws.metrics import Metrics
 from provider_aws.model import MountInput, MountResult
 from provider_aws.service import MountHandler
@@ -47,12 +47,9 @@ class MountRecord:
     namespace: str | None = None
     service_account: str | None = None
     objects: int | None = None
-    aws_requests: int | None = None
-    # Request tallies seen while this Mount ran; an id-keyed dict, since tallies are unhashable.
-    tallies: dict[int, RequestTally] = field(default_factory=dict)
-
-    def requests_seen(self) -> int:
-        return sum(tally.count for tally in self.tallies.values())
+    # The Mount's AWS request count; the Mounter's own tally joins this one, so a Mount cut
+    # short by its deadline or a failure still shows every request it sent.
+    tally: RequestTally | None = None
 
 
 _RECORD: contextvars.ContextVar[MountRecord | None] = contextvars.ContextVar("mount_record", default=None)
@@ -85,11 +82,10 @@ class LoggedHandler:
             return await self.handler.mount(request)
         for name, value in _pod_fields(request.attributes).items():
             setattr(record, name, value)
-        async with tally_requests() as outer:
-            record.tallies[id(outer)] = outer
+        async with tally_requests() as tally:
+            record.tally = tally
             result = await self.handler.mount(request)
         record.objects = len(result.versions)
-        record.aws_requests = result.aws_requests
         return result
 
 
@@ -107,7 +103,7 @@ class Observer:
         self.metrics.finished(outcome, status, seconds)
         record = _RECORD.get() or MountRecord()
         _RECORD.set(None)
-        requests = record.aws_requests if record.aws_requests is not None else record.requests_seen()
+        requests = record.tally.count if record.tally is not None else 0
         line: dict[str, Any] = {
             "pod": record.pod,
             "namespace": record.namespace,
@@ -125,11 +121,6 @@ class Observer:
 
     def aws_call(self, service: str, operation: str, outcome: str) -> None:
         self.metrics.aws_call(service, operation, outcome)
-        record = _RECORD.get()
-        tally = current_tally()
-        if record is not None and tally is not None:
-            # Remember the Mount's innermost tally: it still counts a failed Mount's requests.
-            record.tallies[id(tally)] = tally
 
     def wrap(self, handler: MountHandler) -> LoggedHandler:
         return LoggedHandler(handler)
