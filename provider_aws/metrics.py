@@ -80,33 +80,29 @@ class IdentityCollector(Collector):
             "Credentials asked of the identity layer (cache hits, coalesced and new exchanges alike).",
             value=self._stats.credential_requests,
         )
-        # Counters the identity layer grows later (e.g. cache hits) appear without a change here.
-        for item in fields(self._stats):
-            extra = getattr(self._stats, item.name)
-            if item.name in _IDENTITY_KNOWN or isinstance(extra, bool) or not isinstance(extra, int):
-                continue
-            yield CounterMetricFamily(
-                f"{PREFIX}identity_{item.name}", f"Identity layer counter {item.name}.", value=extra
-            )
 
 
 class StatsCollector(Collector):
     """Counters read at scrape time from a dataclass of int fields (e.g. the rotation stats).
 
-    Every int field `name` becomes `provider_aws_<prefix>_<name>_total`; other fields are skipped.
+    Every int field `name` not in `skip` becomes `provider_aws_<prefix>_<name>_total`; other
+    fields are skipped.
     """
 
-    def __init__(self, stats: Any, prefix: str, describe: Callable[[str], str]) -> None:
+    def __init__(
+        self, stats: Any, prefix: str, describe: Callable[[str], str], skip: frozenset[str] = frozenset()
+    ) -> None:
         if not is_dataclass(stats):
             raise TypeError("StatsCollector reads a dataclass instance")
         self._stats = stats
         self._prefix = prefix
         self._describe = describe
+        self._skip = skip
 
     def collect(self) -> Iterator[Metric]:
         for item in fields(self._stats):
             value = getattr(self._stats, item.name)
-            if isinstance(value, int) and not isinstance(value, bool):
+            if item.name not in self._skip and isinstance(value, int) and not isinstance(value, bool):
                 name = f"{PREFIX}{self._prefix}_{item.name}"
                 yield CounterMetricFamily(name, self._describe(item.name), value=value)
 
@@ -165,6 +161,12 @@ class Metrics:
 
     def watch_identity(self, stats: IdentityStats) -> None:
         self.registry.register(IdentityCollector(stats))
+        # Its other counters (cache hits, joined calls) as provider_aws_identity_<name>_total.
+        self.registry.register(
+            StatsCollector(
+                stats, "identity", lambda name: f"Identity layer counter {name}.", skip=_IDENTITY_KNOWN
+            )
+        )
 
     def watch_rotation(self, stats: RotationStats) -> None:
         """`provider_aws_rotation_<counter>_total` for every counter of the rotation layer."""
