@@ -148,18 +148,17 @@ class IdentityProvider:
         self._kube = kube
         self.stats = stats if stats is not None else IdentityStats()
         size = settings.credential_cache_size
-        stats_ = self.stats
         self._credentials: CachingLoader[tuple[str, str], AwsCredentials] = CachingLoader(
             size,
             clock,
-            on_hit=stats_.bump("credential_cache_hits"),
-            on_join=stats_.bump("credential_calls_coalesced"),
+            on_hit=self.stats.bump("credential_cache_hits"),
+            on_join=self.stats.bump("credential_calls_coalesced"),
         )
         self._accounts: CachingLoader[tuple[str, str], _Account] = CachingLoader(
             size,
             clock,
-            on_hit=stats_.bump("service_account_cache_hits"),
-            on_join=stats_.bump("service_account_calls_coalesced"),
+            on_hit=self.stats.bump("service_account_cache_hits"),
+            on_join=self.stats.bump("service_account_calls_coalesced"),
         )
         self._agent = PodIdentityAgent(settings, self.stats.agent_calls)
         self._sts_clients: dict[str, Any] = {}
