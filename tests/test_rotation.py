@@ -17,7 +17,7 @@ from provider_aws.app import Provider, build_provider
 from provider_aws.errors import AccessDeniedError
 from provider_aws.model import MountInput, MountResult, SecretBytes
 from provider_aws.settings import Settings
-from provider_aws.valuecache import ENTRY_OVERHEAD, ValueCache, ValueKey
+from provider_aws.valuecache import ValueCache, ValueKey
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
@@ -302,8 +302,9 @@ def test_value_cache_is_bounded_in_bytes_least_recently_used_first() -> None:
     assert cache.size_bytes == 2 * entry
     cache.put(key("huge"), SecretBytes(b"x" * (2 * entry)))
     assert cache.get(key("huge")) is None and len(cache) == 2
-    assert ValueCache(0).get(key("a")) is None
-    assert ENTRY_OVERHEAD > 0
+    keeps_nothing = ValueCache(0)
+    keeps_nothing.put(key("a"), SecretBytes(b"a"))
+    assert keeps_nothing.get(key("a")) is None and len(keeps_nothing) == 0
     other = ValueKey("static:B", REGION, "a", "v1")
     assert cache.get(other) is None
 
