@@ -41,6 +41,7 @@ from provider_aws.model import (
     SecretBytes,
     SecretText,
 )
+from provider_aws.mount import Mounter
 from provider_aws.service import Outcome, semver
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
@@ -315,8 +316,6 @@ class NoRegionLookup:
 async def test_end_to_end_mount_through_the_mounter_and_moto(
     aws: ProxyState, moto_server: str, socket_dir: Path
 ) -> None:
-    # provider_aws.mount is being written in parallel; this test runs as soon as it is committed.
-    mounter_module = pytest.importorskip("provider_aws.mount")
     region = "eu-west-1"
     secrets = seed_client(moto_server, "secretsmanager", region)
     created = secrets.create_secret(Name="app/db", SecretString='{"user": "admin", "password": "pw-1"}')
@@ -343,7 +342,7 @@ async def test_end_to_end_mount_through_the_mounter_and_moto(
     )
     clients = AwsClients(Settings(), get_session())
     fetcher = Fetcher(clients, BatchRefusals(ttl=300))
-    mounter = mounter_module.Mounter(fetcher, StaticIdentity(), NoRegionLookup())
+    mounter = Mounter(fetcher, StaticIdentity(), NoRegionLookup())
     settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0)
     try:
         async with running_provider(settings, mounter):
