@@ -28,6 +28,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -41,6 +42,7 @@ from moto.sts.models import sts_backends
 from provider_aws.errors import ProviderError
 from provider_aws.metrics import Metrics
 from provider_aws.model import SecretBytes, SecretText
+from provider_aws.tokens import TOKENS_ATTRIBUTE
 from tests.support import grpc_clients, identity, serveproc
 from tests.support.podagent import AgentState
 
@@ -51,7 +53,6 @@ MIN_DIGITS = 10
 # Request fields and secret holders also see the random strings of property tests: only longer ones
 # are registered from there, so that a generated "serving" cannot match a log line by chance.
 MIN_GENERATED = 12
-_TOKENS_KEY = "csi.storage.k8s.io/serviceAccount.tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +236,7 @@ def _binary(stored: str | bytes) -> bytes:
 def add_request_credentials(scan: LeakScan, attributes: str, secrets: str) -> None:
     """The service-account tokens in `attributes` and every value in `secrets` (static credentials)."""
     try:
-        tokens = json.loads(json.loads(attributes).get(_TOKENS_KEY, "null"))
+        tokens = json.loads(json.loads(attributes).get(TOKENS_ATTRIBUTE, "null"))
     except (ValueError, TypeError, AttributeError, RecursionError):
         tokens = None
     if isinstance(tokens, dict):
@@ -296,8 +297,10 @@ def _wrap_grpc_errors(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, source: s
 def _wrap_provider_errors(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
     """Every ProviderError message: each becomes a gRPC message (and a pod event) in production."""
 
+    original = ProviderError.__init__
+
     def init(self: ProviderError, *args: Any) -> None:
-        Exception.__init__(self, *args)
+        original(self, *args)
         scan.add_text(f"{source} provider error", str(self))
 
     monkeypatch.setattr(ProviderError, "__init__", init)
@@ -387,19 +390,24 @@ def _recording_grpcurl(
     return grpcurl
 
 
+def _log_of(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b""
+
+
 def _recording_child(
     scan: LeakScan, source: str, original: Callable[..., AbstractAsyncContextManager[serveproc.ServeProcess]]
 ) -> Callable[..., AbstractAsyncContextManager[serveproc.ServeProcess]]:
     """A `provider-aws serve` child's whole output (stdout and stderr go to its log file), once it is gone."""
 
     @asynccontextmanager
-    async def serve_process(*args: Any, **kwargs: Any) -> AsyncIterator[serveproc.ServeProcess]:
-        child: serveproc.ServeProcess | None = None
+    async def serve_process(
+        socket_dir: Path, log_path: Path, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[serveproc.ServeProcess]:
         try:
-            async with original(*args, **kwargs) as child:
+            async with original(socket_dir, log_path, *args, **kwargs) as child:
                 yield child
         finally:
-            if child is not None:
-                scan.add_text(f"{source} serve child log", child.log())
+            # Also when the child never became ready: a crash at start-up is logged there too.
+            scan.add_text(f"{source} serve child log", _log_of(log_path))
 
     return serve_process

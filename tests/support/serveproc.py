@@ -18,9 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpclib.client import Channel
-
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
+from provider_aws.health import check_socket
 
 __all__ = ["ServeProcess", "serve_env", "serve_process"]
 
@@ -91,23 +89,12 @@ class ServeProcess:
         await self.exit_status(KILL_TIMEOUT)
 
 
-async def _version_answers(socket_path: Path) -> bool:
-    channel = Channel(path=str(socket_path))
-    try:
-        await CsiDriverProviderStub(channel).version(VersionRequest(version="v1alpha1"), timeout=2.0)
-    except (OSError, TimeoutError):
-        return False
-    finally:
-        channel.close()
-    return True
-
-
 async def wait_ready(child: ServeProcess, within: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if child.process.returncode is not None:
             raise AssertionError(f"serve exited with {child.process.returncode}:\n{child.log()[-4000:]}")
-        if child.socket_path.exists() and await _version_answers(child.socket_path):
+        if (await check_socket(child.socket_path, 2.0)).serving:
             return
         await asyncio.sleep(_POLL)
     raise AssertionError(f"serve did not answer Version within {within:.0f} s:\n{child.log()[-4000:]}")
