@@ -11,6 +11,7 @@ import logging
 import time
 import urllib.request
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,6 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from provider_aws.logs import configure_logging
 from tests.support.awsproxy import AwsProxy, ProxyState
+from tests.support.grpc_clients import short_socket_dir
 from tests.support.leakscan import LeakScan, harvest_moto, install, report
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -79,6 +81,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         writer.write("\n")
         for line in lines:
             writer.write_line(line, red=bool(hits))
+
+
+@pytest.fixture
+def socket_dir() -> Iterator[Path]:
+    """A directory for aws.sock with a path short enough for a Unix socket address."""
+    with short_socket_dir() as path:
+        yield path
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +23,7 @@ from provider_aws.health import (
 from provider_aws.metrics import Metrics
 from provider_aws.model import MountInput, MountResult
 from provider_aws.settings import Settings
-from tests.support.grpc_clients import running_provider, short_socket_dir
+from tests.support.grpc_clients import running_provider
 from tests.support.identity import served_cluster
 from tests.support.leakscan import LeakScan
 
@@ -47,12 +46,6 @@ async def get(url: str) -> tuple[int, str]:
 def base_url(server: HealthServer) -> str:
     host, port = server.address
     return f"http://{host}:{port}"
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    with short_socket_dir() as path:
-        yield path
 
 
 @pytest.mark.asyncio

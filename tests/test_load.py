@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 
 import aiohttp
@@ -21,7 +21,6 @@ from grpclib.client import Channel
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import short_socket_dir
 from tests.support.serveproc import serve_process
 
 REGION = "ap-southeast-2"
@@ -41,12 +40,6 @@ GROWTH_BOUND_KIB = 20 * 1024
 # by the allocator afterwards). The DaemonSet requests 128 MiB; a provider past that under this load is
 # a regression worth failing on.
 ABSOLUTE_BOUND_KIB = 128 * 1024
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    with short_socket_dir() as path:
-        yield path
 
 
 def secret_name(index: int) -> str:

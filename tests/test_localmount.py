@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from provider_aws.localmount import (
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import running_provider, short_socket_dir
+from tests.support.grpc_clients import running_provider
 from tests.support.leakscan import LeakScan
 
 REGION = "eu-west-1"
@@ -51,12 +51,6 @@ spec:
         objectType: secretsmanager
         objectAlias: flag
 """
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    with short_socket_dir() as path:
-        yield path
 
 
 @pytest_asyncio.fixture

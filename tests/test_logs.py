@@ -26,6 +26,7 @@ from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.handlers import Held
 from tests.support.identity import jwt
 
 REGION = "eu-west-1"
@@ -290,20 +291,6 @@ async def test_a_mount_past_its_deadline_is_logged_as_such(
     assert line["duration_ms"] < 2000  # answered before the delayed AWS reply
     # Let the proxy finish the abandoned request (counted when it ends) before the test does.
     assert await asyncio.to_thread(wait_for_calls, aws, 1) == 1
-
-
-@dataclass
-class Held:
-    """Holds each Mount until `release` is set, then hands it to the real handler."""
-
-    handler: Any
-    entered: asyncio.Event
-    release: asyncio.Event
-
-    async def mount(self, request: Any) -> Any:
-        self.entered.set()
-        await self.release.wait()
-        return await self.handler.mount(request)
 
 
 @pytest.mark.asyncio

@@ -19,14 +19,13 @@ from provider_aws.app import build_provider
 from provider_aws.credentials import IdentityStats
 from provider_aws.health import health_endpoint
 from provider_aws.metrics import Metrics, StatsCollector
-from provider_aws.model import MountInput, MountResult
 from provider_aws.observe import Observer
 from provider_aws.regions import REGION_LABEL
-from provider_aws.service import MountHandler
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.handlers import Held
 from tests.support.identity import served_cluster
 from tests.support.kubeapi import FakeKubeApi
 
@@ -65,25 +64,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 @dataclass
-class Gate:
-    """Holds every Mount until `release` is set, then hands it to the real handler."""
-
-    handler: MountHandler
-    entered: asyncio.Event
-    release: asyncio.Event
-
-    async def mount(self, request: MountInput) -> MountResult:
-        self.entered.set()
-        await self.release.wait()
-        return await self.handler.mount(request)
-
-
-@dataclass
 class Stack:
     client: GrpcioProviderClient
     url: str
     cluster: FakeKubeApi
-    gate: Gate
+    gate: Held
 
     async def mount(self, objects: str, **kwargs: str) -> object:
         return await asyncio.to_thread(
@@ -112,7 +97,7 @@ async def stack(aws: ProxyState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         async with build_provider(settings, aws_observer=observer) as built:
             metrics.watch_identity(built.identity_stats)
             metrics.watch_rotation(built.rotation_stats)
-            gate = Gate(observer.wrap(built.mounter), asyncio.Event(), release)
+            gate = Held(observer.wrap(built.mounter), asyncio.Event(), release)
             async with (
                 running_provider(settings, gate, observer=observer),
                 health_endpoint("127.0.0.1:0", settings.socket_path, metrics) as http,

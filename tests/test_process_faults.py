@@ -11,7 +11,6 @@ import json
 import signal
 import socket
 import stat
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.localmount import MountOptions, mount_once
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, short_socket_dir
+from tests.support.grpc_clients import GrpcioProviderClient
 from tests.support.serveproc import ServeProcess, serve_process
 
 REGION = "us-west-2"
@@ -32,12 +31,6 @@ CALL_TIMEOUT = 30.0
 WAIT = 20.0
 # What a dying provider may answer instead of the files: a status the driver retries on.
 CLEAN_FAILURES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    with short_socket_dir() as path:
-        yield path
 
 
 def mount_request(secret: str) -> MountRequest:

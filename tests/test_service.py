@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +46,7 @@ from provider_aws.service import Outcome, semver
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.grpc_clients import GrpcioProviderClient, running_provider
 
 SECRET = b"s3cr3t-\x00-value"
 RESULT = MountResult(
@@ -107,12 +107,6 @@ class Harness:
 
 
 Start = Callable[..., Awaitable[Harness]]
-
-
-@pytest.fixture
-def socket_dir() -> Iterator[Path]:
-    with short_socket_dir() as path:
-        yield path
 
 
 @pytest_asyncio.fixture
