@@ -30,6 +30,7 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, File, MountRequest, MountResponse
+from provider_aws.paths import path_problem
 from provider_aws.settings import DEFAULT_SOCKET_DIR, SOCKET_NAME
 
 __all__ = [
@@ -168,13 +169,6 @@ async def call_mount(socket_path: Path, request: MountRequest, call_timeout: flo
         channel.close()
 
 
-def check_path(path: str) -> None:
-    if not path or path.startswith("/") or path.startswith(".."):
-        raise DriverCheckError(f"file path {path!r} is empty, absolute or starts with '..'")
-    if ".." in PurePosixPath(path).parts:
-        raise DriverCheckError(f"file path {path!r} contains a '..' element")
-
-
 def check_response(response: MountResponse) -> dict[str, str]:
     """The driver's checks on a MountResponse; returns id -> version."""
     if response.error and response.error.code:
@@ -182,7 +176,9 @@ def check_response(response: MountResponse) -> dict[str, str]:
     if not response.object_version:
         raise DriverCheckError("missing object versions: the answer has no object_version")
     for file in response.files:
-        check_path(file.path)
+        problem = path_problem(file.path)
+        if problem is not None:
+            raise DriverCheckError(problem)
         if not 0 <= file.mode <= 0o777:
             raise DriverCheckError(f"file {file.path!r} has mode {file.mode}, outside 0..511")
     return {item.id: item.version for item in response.object_version}

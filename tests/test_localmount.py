@@ -198,6 +198,8 @@ def test_request_is_built_as_the_driver_builds_it(tmp_path: Path) -> None:
         ([File(path="/etc/a", mode=0o644)], [ObjectVersion("a", "1")], "absolute"),
         ([File(path="..a", mode=0o644)], [ObjectVersion("a", "1")], "starts with '..'"),
         ([File(path="x/../../a", mode=0o644)], [ObjectVersion("a", "1")], "'..' element"),
+        ([File(path="a\x00b", mode=0o644)], [ObjectVersion("a", "1")], "control character"),
+        ([File(path="a//b", mode=0o644)], [ObjectVersion("a", "1")], "empty or '.' path element"),
         ([File(path="a", mode=0o1000)], [ObjectVersion("a", "1")], "outside 0..511"),
     ],
 )
