@@ -32,6 +32,7 @@ from grpclib.client import Channel
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, File, MountRequest, MountResponse
 from provider_aws.paths import path_problem
 from provider_aws.settings import DEFAULT_SOCKET_DIR, SOCKET_NAME
+from provider_aws.validate import manifest_problems
 
 __all__ = [
     "DriverCheckError",
@@ -47,8 +48,6 @@ __all__ = [
     "write_atomically",
 ]
 
-_GROUP = "secrets-store.csi.x-k8s.io/"
-_API_VERSIONS = (f"{_GROUP}v1", f"{_GROUP}v1alpha1")
 DATA_DIR = "..data"
 DEFAULT_TIMEOUT = 60.0
 
@@ -84,18 +83,10 @@ def load_spc(path: Path) -> SecretProviderClass:
     if len(found) != 1:
         raise DriverCheckError(f"{path}: expected one SecretProviderClass, found {len(found)}")
     doc = found[0]
-    if doc.get("apiVersion") not in _API_VERSIONS:
-        raise DriverCheckError(f"{path}: apiVersion must be one of {', '.join(_API_VERSIONS)}")
-    name = str((doc.get("metadata") or {}).get("name") or "")
-    spec = doc.get("spec") or {}
-    if spec.get("provider") != "aws":
-        raise DriverCheckError(f'{path}: spec.provider is {spec.get("provider")!r}, not "aws"')
-    parameters = spec.get("parameters") or {}
-    if not isinstance(parameters, dict) or not all(
-        isinstance(key, str) and isinstance(value, str) for key, value in parameters.items()
-    ):
-        raise DriverCheckError(f"{path}: spec.parameters must map names to strings (quote every value)")
-    return SecretProviderClass(name, dict(parameters))
+    problems, parameters = manifest_problems(doc)
+    if problems or parameters is None:
+        raise DriverCheckError(f"{path}: {problems[0]}")
+    return SecretProviderClass(str((doc.get("metadata") or {}).get("name") or ""), parameters)
 
 
 def load_secrets(path: Path) -> dict[str, str]:

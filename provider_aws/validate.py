@@ -12,10 +12,30 @@ import yaml
 
 from provider_aws.parse import validate_parameters
 
-__all__ = ["add_validate_arguments", "problems_in_file", "run_validate"]
+__all__ = ["API_VERSIONS", "add_validate_arguments", "manifest_problems", "problems_in_file", "run_validate"]
 
 _KIND = "SecretProviderClass"
 _GROUP = "secrets-store.csi.x-k8s.io/"
+API_VERSIONS = (f"{_GROUP}v1", f"{_GROUP}v1alpha1")
+
+
+def manifest_problems(doc: dict[Any, Any]) -> tuple[list[str], dict[str, str] | None]:
+    """What is wrong with a SecretProviderClass document around its parameters, and the
+    parameters when they can be checked (provider aws, a map of strings to strings)."""
+    problems = []
+    if doc.get("apiVersion") not in API_VERSIONS:
+        problems.append(f"apiVersion must be one of {', '.join(API_VERSIONS)}")
+    spec = doc.get("spec") or {}
+    if spec.get("provider") != "aws":
+        problems.append(f'spec.provider is {spec.get("provider")!r}, not "aws"')
+        return problems, None
+    parameters = spec.get("parameters") or {}
+    if not isinstance(parameters, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in parameters.items()
+    ):
+        problems.append("spec.parameters must map names to strings (quote every value)")
+        return problems, None
+    return problems, dict(parameters)
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +50,7 @@ def _documents(path: Path) -> Iterator[tuple[int, Any]]:
 
 def problems_in_file(path: Path, default_mode: int = 0o644) -> tuple[int, list[str]]:
     """(SecretProviderClasses checked, problems each prefixed with file, document and name)."""
-    checked, problems = 0, []
+    checked, problems = 0, list[str]()
     try:
         for index, doc in _documents(path):
             if not isinstance(doc, dict) or doc.get("kind") != _KIND:
@@ -38,15 +58,9 @@ def problems_in_file(path: Path, default_mode: int = 0o644) -> tuple[int, list[s
             name = str((doc.get("metadata") or {}).get("name") or f"document {index}")
             where = f"{path}: {_KIND} {name}"
             checked += 1
-            if not str(doc.get("apiVersion", "")).startswith(_GROUP):
-                problems.append(f"{where}: apiVersion must be {_GROUP}v1 (or v1alpha1)")
-            spec = doc.get("spec") or {}
-            if spec.get("provider") != "aws":
-                problems.append(f'{where}: spec.provider is {spec.get("provider")!r}, not "aws"')
-                continue
-            parameters = spec.get("parameters") or {}
-            if not isinstance(parameters, dict) or not all(isinstance(v, str) for v in parameters.values()):
-                problems.append(f"{where}: spec.parameters must map names to strings (quote every value)")
+            around, parameters = manifest_problems(doc)
+            problems.extend(f"{where}: {problem}" for problem in around)
+            if parameters is None:
                 continue
             problems.extend(
                 f"{where}: {problem}"
