@@ -144,6 +144,12 @@ class Driver:
         with self.env.proxy.state.lock:
             return [call.end - call.start for call in self.env.proxy.state.calls[since:]]
 
+    def start_spread(self, since: int) -> float:
+        """Seconds between the first and the last of these requests reaching the proxy."""
+        with self.env.proxy.state.lock:
+            starts = [call.start for call in self.env.proxy.state.calls[since:]]
+        return max(starts) - min(starts) if starts else 0.0
+
     def counts(self) -> Counter[str]:
         counts = Counter(self.env.proxy.state.operations())
         with self.env.kube.state.lock:
@@ -195,7 +201,9 @@ async def _sequential(
 
 async def _latency_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
     cases: list[Case] = []
-    shapes = [(f"{n} secrets", n, 0) for n in scale.secret_counts] + [(f"{PARAMETERS} parameters", 0, 25)]
+    shapes = [(f"{n} secrets", n, 0) for n in scale.secret_counts] + [
+        (f"{PARAMETERS} parameters", 0, PARAMETERS)
+    ]
     for label, secrets, parameters in shapes:
         objects = objects_yaml(secrets, parameters)
         go = go_cost(secrets=secrets, parameters=parameters, delay=delay)
@@ -226,6 +234,7 @@ async def _poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
         go_requests=go.total_requests,
     )
     own_requests: Counter[str] = Counter()
+    spreads: list[float] = []
     for run in range(scale.cold_runs):
         account = driver.new_service_account("poll")  # its own identity: nothing shared yet
         _, first = await driver.mount(f"poll-{run}", account, objects)
@@ -235,7 +244,10 @@ async def _poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
         own.latencies.append(elapsed)
         own_requests += driver.counts() - before
         own.request_seconds += driver.call_seconds(calls)
+        spreads.append(driver.start_spread(calls))
     own.requests, own.mounts = own_requests, scale.cold_runs
+    # How close together the checks left the provider: the rest of a poll is AWS's (moto's) time.
+    own.extra = {"send_spread_ms": statistics.median(spreads) * 1000}
     before, calls = driver.counts(), driver.calls_so_far()
     for run in range(scale.warm_runs):
         elapsed, _ = await driver.mount(f"poll-{run % 3}", account, objects, current)

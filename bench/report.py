@@ -80,8 +80,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_requests(case['requests_per_mount'])} | {_ms(case['aws_request_median_ms'])} |"
         )
     burst = next(c for c in figures["cases"] if c["name"].startswith("Burst"))
+    poll = _case(figures, "Rotation poll, 50 unchanged secrets, own check")
     rss, cpu = figures["rss"], figures["cpu_warm_10"]
     lines += [
+        "",
+        f"Rotation poll, own check: the {sum(poll['requests_per_mount'].values()):.0f} requests of a poll "
+        f"reached the proxy within {poll['send_spread_ms']:.1f} ms of each other (median), and each took "
+        f"{_ms(poll['aws_request_median_ms'])} ms there (median) against the {meta['delay_ms']:g} ms delay.",
         "",
         f"Burst wall time {burst['wall_ms']:.0f} ms, "
         f"{burst['cpu_ms_per_mount']:.1f} ms provider CPU per Mount; "

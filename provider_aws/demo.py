@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import botocore.session
-from grpclib.client import Channel
 from moto.server import ThreadedMotoServer
 
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
+from provider_aws.health import check_socket
 from provider_aws.localmount import MountOptions, format_table, mount_once
 
 __all__ = ["main", "run_demo"]
@@ -72,7 +71,8 @@ def _seed(endpoint: str) -> tuple[str, str]:
 
 
 def _serve_env(endpoint: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    # Nothing of the caller's AWS or provider set-up (PROVIDER_SOCKET_DIR, ...) reaches the demo.
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PROVIDER_"))}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_REGION=REGION,
@@ -86,19 +86,13 @@ def _serve_env(endpoint: str) -> dict[str, str]:
 
 
 async def _wait_ready(socket_path: Path, process: subprocess.Popen[bytes]) -> None:
-    """Until Version answers on the socket; fails if the child exits or the bound passes."""
+    """Until the socket answers SERVING; fails if the child exits or the bound passes."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"provider-aws serve exited with status {process.returncode}")
-        channel = Channel(path=str(socket_path))
-        try:
-            await CsiDriverProviderStub(channel).version(VersionRequest(version="v1alpha1"), timeout=2.0)
+        if (await check_socket(socket_path, 2.0)).serving:
             return
-        except (OSError, TimeoutError):
-            pass  # not listening yet
-        finally:
-            channel.close()
         await asyncio.sleep(0.1)
     raise RuntimeError(f"provider-aws serve did not answer within {STARTUP_TIMEOUT:.0f} s")
 
@@ -113,7 +107,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_TIMEOUT)
 
 
-def run_demo(target: Path | None = None, out: Path | None = None) -> int:
+def run_demo(target: Path | None = None) -> int:
     """The whole demo; writes into `target` (kept) or a temporary directory (removed)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     started = time.monotonic()
@@ -153,10 +147,10 @@ def run_demo(target: Path | None = None, out: Path | None = None) -> int:
                 files, versions = asyncio.run(mount_once(spc, options, socket_path))
                 print(format_table(files, versions, contents=True))
             except BaseException:
-                _stop(process)
                 print(log_path.read_text(encoding="utf-8", errors="replace")[-4000:], file=sys.stderr)
                 raise
-            _stop(process)
+            finally:
+                _stop(process)
             if process.returncode != 0:
                 print(f"provider-aws serve exited with status {process.returncode}", file=sys.stderr)
                 return 1
