@@ -81,9 +81,7 @@ class Environment:
         raise RuntimeError("no VmRSS in /proc status")
 
 
-def mount_attributes(
-    namespace: str, pod: str, service_account: str, objects: str, *, region: str | None = REGION
-) -> str:
+def mount_attributes(namespace: str, pod: str, service_account: str, objects: str) -> str:
     """MountRequest.attributes as the driver sends them, with kubelet's service account tokens."""
     tokens = {
         IRSA: {
@@ -100,9 +98,8 @@ def mount_attributes(
         "csi.storage.k8s.io/ephemeral": "false",
         "secretProviderClass": "bench",
         "objects": objects,
+        "region": REGION,
     }
-    if region is not None:
-        attributes["region"] = region
     return json.dumps(attributes)
 
 
@@ -116,23 +113,11 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> Non
         time.sleep(0.05)
 
 
-def _disable_nagle(*servers: AwsProxy | FakeKubeApi) -> None:
-    """TCP_NODELAY on the stand-ins' accepted sockets, as AWS's and Kubernetes' own servers answer.
-
-    http.server sends the headers and the body of an answer in two writes; with Nagle's algorithm
-    the body then waits for the client's delayed ACK (up to 40 ms on Linux), a cost that real
-    endpoints do not add and that would be charged to the provider.
-    """
-    for server in servers:
-        handler = server._server.RequestHandlerClass
-        handler.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-
-
 @contextmanager
-def started(log_level: str = "warning", *, nodelay: bool = True) -> Iterator[Environment]:
+def started() -> Iterator[Environment]:
     """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with _moto_process() as (host, port), _provider_world(host, port, log_level, nodelay=nodelay) as env:
+    with _moto_process() as (host, port), _provider_world(host, port) as env:
         yield env
 
 
@@ -150,12 +135,18 @@ def _moto_process() -> Iterator[tuple[str, int]]:
         _wait_for_http(moto, f"http://{host}:{port}/moto-api/reset")
         yield host, port
     finally:
-        moto.terminate()
+        _stop(moto)
+
+
+def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal `process` (if still running), then kill it should it outlast the bound."""
+    if process.poll() is None:
+        process.send_signal(sig)
         try:
-            moto.wait(timeout=STOP_TIMEOUT)
+            process.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            moto.kill()
-            moto.wait(timeout=STOP_TIMEOUT)
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
 
 
 def _free_port() -> int:
@@ -179,12 +170,10 @@ def _wait_for_http(process: subprocess.Popen[bytes], reset_url: str) -> None:
 
 
 @contextmanager
-def _provider_world(host: str, port: int, log_level: str, *, nodelay: bool) -> Iterator[Environment]:
+def _provider_world(host: str, port: int) -> Iterator[Environment]:
     moto_url = f"http://{host}:{port}"
     proxy = AwsProxy((host, int(port)))
     kube = FakeKubeApi()
-    if nodelay:
-        _disable_nagle(proxy, kube)
     proxy.start()
     kube.start()
     kube.state.nodes[NODE] = {REGION_LABEL: REGION}
@@ -211,20 +200,15 @@ def _provider_world(host: str, port: int, log_level: str, *, nodelay: bool) -> I
             "--http-addr",
             "",
             "--log-level",
-            log_level,
+            "warning",
         ]
         try:
             process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
             _wait_for_socket(process, socket_dir / "aws.sock")
             yield Environment(moto_url, proxy, kube, process, socket_dir / "aws.sock")
         finally:
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=STOP_TIMEOUT)
+            if process is not None:
+                _stop(process)
             kube.stop()
             proxy.stop()
 
@@ -245,9 +229,4 @@ def profiled(pid: int, output: Path | None) -> Iterator[None]:
     try:
         yield
     finally:
-        recorder.send_signal(signal.SIGINT)
-        try:
-            recorder.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
-            recorder.wait(timeout=STOP_TIMEOUT)
+        _stop(recorder, signal.SIGINT)  # SIGINT: py-spy writes its samples before it exits

@@ -25,6 +25,10 @@ class LoopbackHttpServer:
 
     def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
         server_class = _IPv6Server if ":" in host else _Server
+        # TCP_NODELAY, as AWS's and Kubernetes' own servers answer: http.server writes headers and
+        # body separately, and with Nagle's algorithm the body would wait for the client's delayed
+        # ACK (up to 40 ms on Linux), a cost real endpoints do not add.
+        handler.disable_nagle_algorithm = True
         self._server = server_class((host, 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
