@@ -167,6 +167,10 @@ async def test_mount_aws_and_kubernetes_counts_after_real_mounts(
     )
     assert value(samples, "provider_aws_rotation_fetches_total") == value_calls
 
+    # Labels name kinds of things, never the pods or objects of the Mounts.
+    label_values = {value for _, labels in samples for _, value in labels}
+    assert not label_values & {"web-0", "web-1", "web-2", "app/db", "app/api", "/app/flag", "flag"}
+
     # The node's region was read once from Kubernetes and then cached; static credentials need no STS.
     assert stack.cluster.state.count("nodes") == 1
     assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes") == 1
