@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pool, message_factory
 
 from bench.environment import Environment, mount_attributes, profiled
 from bench.gomodel import go_cost
-from provider_aws.reflection import load_descriptor_set
+from provider_aws.reflection import message_classes
 
 __all__ = ["Case", "Scale", "run_all"]
 
@@ -94,16 +93,6 @@ def seed(env: Environment) -> None:
         ssm.put_parameter(Name=f"/bench/p-{i:02d}", Value=f"parameter-{i:02d}", Type="String")
 
 
-def _message_types() -> dict[str, Any]:
-    pool = descriptor_pool.DescriptorPool()
-    for file in load_descriptor_set().file:
-        pool.AddSerializedFile(file.SerializeToString())
-    return {
-        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"v1alpha1.{name}"))
-        for name in ("MountRequest", "MountResponse")
-    }
-
-
 class Driver:
     """Calls Mount over the provider's socket as the CSI driver does, and counts what it caused.
 
@@ -114,7 +103,7 @@ class Driver:
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.channel = grpc.aio.insecure_channel(f"unix:{env.socket_path}")
-        types = _message_types()
+        types = message_classes("MountRequest", "MountResponse")
         self._request_type = types["MountRequest"]
         self._mount = self.channel.unary_unary(
             "/v1alpha1.CSIDriverProvider/Mount",

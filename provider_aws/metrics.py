@@ -3,7 +3,8 @@
 Mounts (count, duration, in flight) come from the server's `MountObserver` hooks, AWS calls from
 `AwsClients`' `CallObserver` hook; identity counters (Kubernetes GETs, STS and Pod Identity agent
 calls) are read from the live `IdentityStats` at scrape time by a custom collector, so the identity
-layer needs no knowledge of Prometheus. Label values come from small fixed sets; never a pod, object name or value.
+layer needs no knowledge of Prometheus. Label values come from small fixed sets: never a pod,
+an object name or a value.
 """
 
 from __future__ import annotations

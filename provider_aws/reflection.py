@@ -14,7 +14,7 @@ from collections.abc import Collection
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from grpclib.health.v1 import health_pb2
 from grpclib.reflection.service import ServerReflection
 from grpclib.reflection.v1 import reflection_pb2
@@ -23,7 +23,13 @@ from grpclib.reflection.v1alpha import reflection_pb2 as reflection_v1alpha_pb2
 if TYPE_CHECKING:
     from grpclib._typing import IServable
 
-__all__ = ["DESCRIPTOR_SET", "descriptor_pool_for_server", "load_descriptor_set", "with_reflection"]
+__all__ = [
+    "DESCRIPTOR_SET",
+    "descriptor_pool_for_server",
+    "load_descriptor_set",
+    "message_classes",
+    "with_reflection",
+]
 
 DESCRIPTOR_SET = "service.binpb"
 
@@ -45,6 +51,15 @@ def descriptor_pool_for_server() -> Any:
     for descriptor in _GRPCLIB_FILES:
         pool.AddSerializedFile(descriptor.serialized_pb)
     return pool
+
+
+def message_classes(*names: str) -> dict[str, Any]:
+    """Protobuf-runtime classes of `v1alpha1` messages (e.g. "MountRequest"), keyed by name."""
+    pool = descriptor_pool_for_server()
+    return {
+        name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"v1alpha1.{name}"))
+        for name in names
+    }
 
 
 def with_reflection(services: Collection[IServable]) -> list[IServable]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import message_factory
 from google.protobuf.message import DecodeError
 from grpclib import GRPCError, Status
 from grpclib.encoding.proto import ProtoCodec
 
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.model import MountInput, MountResult
-from provider_aws.reflection import descriptor_pool_for_server
+from provider_aws.reflection import message_classes
 
 __all__ = ["MountWire", "ProviderCodec", "mount_input"]
 
@@ -38,13 +37,9 @@ class MountWire:
     """MountRequest bytes -> MountInput, MountResult -> MountResponse message."""
 
     def __init__(self) -> None:
-        pool = descriptor_pool_for_server()
-        self._request: Any = message_factory.GetMessageClass(
-            pool.FindMessageTypeByName("v1alpha1.MountRequest")
-        )
-        self.response_type: Any = message_factory.GetMessageClass(
-            pool.FindMessageTypeByName("v1alpha1.MountResponse")
-        )
+        classes = message_classes("MountRequest", "MountResponse")
+        self._request: Any = classes["MountRequest"]
+        self.response_type: Any = classes["MountResponse"]
 
     def decode_request(self, data: bytes) -> MountInput:
         try:

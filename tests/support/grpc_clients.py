@@ -20,9 +20,8 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pool, message_factory
 
-from provider_aws.reflection import load_descriptor_set
+from provider_aws.reflection import message_classes
 from provider_aws.server import run_server
 from provider_aws.service import MountHandler, MountObserver
 from provider_aws.settings import Settings
@@ -68,13 +67,7 @@ class GrpcioProviderClient:
     """`v1alpha1.CSIDriverProvider` over grpcio, dialling `unix:<path>` as the driver does."""
 
     def __init__(self, socket_path: Path | str) -> None:
-        pool = descriptor_pool.DescriptorPool()
-        for file in load_descriptor_set().file:
-            pool.AddSerializedFile(file.SerializeToString())
-        self._types: dict[str, Any] = {
-            name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"v1alpha1.{name}"))
-            for name in ("VersionRequest", "VersionResponse", "MountRequest", "MountResponse")
-        }
+        self._types = message_classes("VersionRequest", "VersionResponse", "MountRequest", "MountResponse")
         self._channel = grpc.insecure_channel(f"unix:{socket_path}")
 
     def _call(self, method: str, request: Any, reply: str, timeout: float) -> Any:
