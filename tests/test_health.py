@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import signal
 import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +23,7 @@ from provider_aws.settings import Settings
 from tests.support.grpc_clients import running_provider
 from tests.support.identity import served_cluster
 from tests.support.leakscan import LeakScan
+from tests.support.serveproc import launch, serve_env, serve_process
 
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 WAIT_LIMIT = 20.0
@@ -146,57 +144,26 @@ async def test_ipv6_loopback(socket_dir: Path) -> None:
         assert await get(f"http://[::1]:{port}/healthz") == (200, "ok: alive (socket not open)\n")
 
 
-async def _read_event(stream: asyncio.StreamReader, event: str, seen: list[bytes]) -> dict[str, object]:
-    while True:
-        line = await stream.readline()
-        seen.append(line)
-        if not line:
-            raise AssertionError(f"the process ended before logging {event!r}")
-        record = json.loads(line)
-        if record.get("event") == event:
-            return dict(record)
+def _child_env() -> dict[str, str]:
+    return {**serve_env(), "AWS_REGION": "eu-west-1", "KUBECONFIG": os.environ["KUBECONFIG"]}
 
 
 @pytest.mark.asyncio
 async def test_serve_command_runs_the_endpoint_until_sigterm(
-    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_scan: LeakScan
+    socket_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log: list[bytes] = []
     with served_cluster(tmp_path, monkeypatch):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "provider_aws",
-            "serve",
-            "--socket-dir",
-            str(socket_dir),
-            "--http-addr",
-            "127.0.0.1:0",
-            env={**os.environ, "AWS_REGION": "eu-west-1"},
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert process.stderr is not None
-        try:
-            async with asyncio.timeout(WAIT_LIMIT):
-                listening = await _read_event(process.stderr, "http endpoint listening", log)
-                url = f"http://127.0.0.1:{listening['port']}"
-                await _read_event(process.stderr, "serving", log)
-                assert await get(f"{url}/readyz") == (200, "ok: ready\n")
-                status, text = await get(f"{url}/metrics")
-                leak_scan.add_text("provider-aws serve child: /metrics", text)
-                assert status == 200
-                assert "provider_aws_build_info{" in text
-                assert "# TYPE provider_aws_kubernetes_requests_total counter" in text
-                assert "# TYPE provider_aws_rotation_coalesced_total counter" in text
-                process.send_signal(signal.SIGTERM)
-                log.append(await process.stderr.read())
-                assert await process.wait() == 0
-        finally:
-            leak_scan.add_text("provider-aws serve child: log", b"".join(log))
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        flags = ["--http-addr", "127.0.0.1:0"]
+        async with serve_process(socket_dir, tmp_path / "serve.log", flags, env=_child_env()) as child:
+            url = child.http_url()
+            assert await get(f"{url}/readyz") == (200, "ok: ready\n")
+            status, text = await get(f"{url}/metrics")
+            assert status == 200
+            assert "provider_aws_build_info{" in text
+            assert "# TYPE provider_aws_kubernetes_requests_total counter" in text
+            assert "# TYPE provider_aws_rotation_coalesced_total counter" in text
+            child.send(signal.SIGTERM)
+            assert await child.exit_status(WAIT_LIMIT) == 0
     assert not (socket_dir / "aws.sock").exists()
 
 
@@ -210,23 +177,13 @@ async def test_serve_exits_with_a_clear_error_when_the_port_is_taken(
     port = taken.getsockname()[1]
     try:
         with served_cluster(tmp_path, monkeypatch):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "provider_aws",
-                "serve",
-                "--socket-dir",
-                str(socket_dir),
-                "--http-addr",
-                f"127.0.0.1:{port}",
-                env={**os.environ, "AWS_REGION": "eu-west-1"},
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            async with asyncio.timeout(WAIT_LIMIT):
-                _, err = await process.communicate()
+            flags = ["--http-addr", f"127.0.0.1:{port}"]
+            child = await launch(socket_dir, tmp_path / "serve.log", flags, env=_child_env())
+            try:
+                assert await child.exit_status(WAIT_LIMIT) == 1
+            finally:
+                await child.kill()
     finally:
         taken.close()
-    leak_scan.add_text("provider-aws serve child: log", err)
-    assert process.returncode == 1
-    assert f"provider-aws: cannot listen on 127.0.0.1:{port} for /healthz" in err.decode()
+    leak_scan.add_text("provider-aws serve child: log", child.log())
+    assert f"provider-aws: cannot listen on 127.0.0.1:{port} for /healthz" in child.log()

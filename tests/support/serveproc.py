@@ -20,7 +20,7 @@ from pathlib import Path
 
 from provider_aws.health import check_socket
 
-__all__ = ["ServeProcess", "serve_env", "serve_process"]
+__all__ = ["ServeProcess", "launch", "serve_env", "serve_process"]
 
 READY_TIMEOUT = 30.0
 KILL_TIMEOUT = 10.0
@@ -32,12 +32,13 @@ def serve_env() -> dict[str, str]:
 
     AWS_ENDPOINT_URL is kept: the `aws` fixture points it at the counting proxy.
     """
-    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PROVIDER_")) and k != "KUBECONFIG"
     }
+    if endpoint is not None:
+        env["AWS_ENDPOINT_URL"] = endpoint
     env.update(
-        AWS_ENDPOINT_URL=endpoint,
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
@@ -100,11 +101,10 @@ async def wait_ready(child: ServeProcess, within: float = READY_TIMEOUT) -> None
     raise AssertionError(f"serve did not answer Version within {within:.0f} s:\n{child.log()[-4000:]}")
 
 
-@asynccontextmanager
-async def serve_process(
+async def launch(
     socket_dir: Path, log_path: Path, flags: Sequence[str] = (), env: Mapping[str, str] | None = None
-) -> AsyncIterator[ServeProcess]:
-    """A ready `provider-aws serve --socket-dir DIR FLAGS...`; killed by pid on exit if still running."""
+) -> ServeProcess:
+    """`provider-aws serve --socket-dir DIR FLAGS...` started, not yet ready; the caller kills it."""
     command = [sys.executable, "-m", "provider_aws", "serve", "--socket-dir", str(socket_dir), *flags]
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
@@ -113,7 +113,15 @@ async def serve_process(
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,
         )
-    child = ServeProcess(process, socket_dir / "aws.sock", log_path)
+    return ServeProcess(process, socket_dir / "aws.sock", log_path)
+
+
+@asynccontextmanager
+async def serve_process(
+    socket_dir: Path, log_path: Path, flags: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> AsyncIterator[ServeProcess]:
+    """A ready `provider-aws serve --socket-dir DIR FLAGS...`; killed by pid on exit if still running."""
+    child = await launch(socket_dir, log_path, flags, env)
     try:
         await wait_ready(child)
         yield child
