@@ -23,6 +23,8 @@ from tests.support.awsproxy import AwsProxy, ProxyState
 from tests.support.grpc_clients import short_socket_dir
 from tests.support.leakscan import LeakScan, harvest_moto, install, report
 
+pytest_plugins = ["pytester"]
+
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 TEST_ACCESS_KEY = "AKIDTESTTESTTEST"

@@ -190,3 +190,31 @@ async def test_the_session_capture_sees_access_lines_errors_and_request_credenti
     harvest_moto(leak_scan)
     assert leak_scan.label("leak-db-value") == f"secretsmanager {REGION} leak/db"
     assert not [hit for hit in leak_scan.scan() if hit.source.startswith(source)]
+
+
+PLANTED_TEST = """
+import structlog
+
+
+def test_logs_a_registered_value(leak_scan):
+    leak_scan.add_value("planted value", "planted-leak-0123456789")
+    structlog.get_logger("planted").info("oops", detail="planted-leak-0123456789")
+"""
+
+
+def test_a_leak_anywhere_in_the_run_fails_the_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The suite's own conftest in a separate pytest process: the scan runs at that session's end.
+    root = Path(__file__).resolve().parent.parent
+    pytester.makeconftest('pytest_plugins = ["tests.conftest"]\n')
+    pytester.makepyfile(test_planted=PLANTED_TEST)
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-q", "-o", "asyncio_default_fixture_loop_scope=function"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert result.parseoutcomes()["passed"] == 1  # the test itself passed: the scan failed the run
+    output = result.stdout.str()
+    assert "planted value" in output
+    assert "planted-leak-0123456789" not in output  # reported by label, never by value
