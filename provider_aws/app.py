@@ -13,13 +13,16 @@ from provider_aws.backends.secretsmanager import BatchRefusals
 from provider_aws.credentials import IdentityProvider, IdentityStats
 from provider_aws.fetch import Fetcher
 from provider_aws.kube import KubeApi, LightkubeApi
+from provider_aws.metrics import Metrics
 from provider_aws.mount import Mounter
+from provider_aws.observe import Observer
 from provider_aws.regions import RegionResolver
 from provider_aws.rotation import RotationStats, SharedCalls
+from provider_aws.service import MountHandler
 from provider_aws.settings import Settings
 from provider_aws.valuecache import ValueCache
 
-__all__ = ["Provider", "build_provider"]
+__all__ = ["Observed", "Provider", "build_provider", "observed_provider"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,24 @@ async def build_provider(
         await regions.close()
         await clients.close()
         await kube_api.close()
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A provider as `provider-aws serve` runs it: metrics of every layer, one access line per Mount."""
+
+    provider: Provider
+    metrics: Metrics
+    observer: Observer
+    # The Mount handler to serve: the Mounter, wrapped so that each Mount fills its access line.
+    handler: MountHandler
+
+
+@asynccontextmanager
+async def observed_provider(settings: Settings, *, kube: KubeApi | None = None) -> AsyncIterator[Observed]:
+    metrics = Metrics()
+    observer = Observer(metrics)
+    async with build_provider(settings, kube=kube, aws_observer=observer) as provider:
+        metrics.watch_identity(provider.identity_stats)
+        metrics.watch_rotation(provider.rotation_stats)
+        yield Observed(provider, metrics, observer, observer.wrap(provider.mounter))

@@ -11,13 +11,11 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from provider_aws import __version__
-from provider_aws.app import build_provider
+from provider_aws.app import observed_provider
 from provider_aws.errors import ProviderError
 from provider_aws.health import health_endpoint
 from provider_aws.localmount import add_mount_arguments, run_mount
 from provider_aws.logs import configure_logging
-from provider_aws.metrics import Metrics
-from provider_aws.observe import Observer
 from provider_aws.server import serve_until_signal
 from provider_aws.service import semver
 from provider_aws.settings import Settings, add_serve_arguments, settings_from_namespace
@@ -27,21 +25,15 @@ __all__ = ["main"]
 
 
 async def _serve(settings: Settings) -> None:
-    metrics = Metrics()
-    observer = Observer(metrics)
-    async with build_provider(settings, aws_observer=observer) as provider:
-        metrics.watch_identity(provider.identity_stats)
-        metrics.watch_rotation(provider.rotation_stats)
-        async with health_endpoint(settings.http_addr, settings.socket_path, metrics):
-            await serve_until_signal(settings, observer.wrap(provider.mounter), observer=observer)
-
-
-def _configure_logs(settings: Settings) -> None:
-    configure_logging(settings.log_format, settings.log_level)
+    async with (
+        observed_provider(settings) as served,
+        health_endpoint(settings.http_addr, settings.socket_path, served.metrics),
+    ):
+        await serve_until_signal(settings, served.handler, observer=served.observer)
 
 
 def run_serve(settings: Settings) -> int:
-    _configure_logs(settings)
+    configure_logging(settings.log_format, settings.log_level)
     try:
         asyncio.run(_serve(settings))
     except ProviderError as error:

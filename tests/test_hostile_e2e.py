@@ -28,10 +28,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from provider_aws._proto.v1alpha1 import MountResponse
-from provider_aws.app import build_provider
+from provider_aws.app import observed_provider
 from provider_aws.localmount import check_response
-from provider_aws.metrics import Metrics
-from provider_aws.observe import Observer
 from provider_aws.paths import find_conflicts, path_problem
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
@@ -223,10 +221,9 @@ async def served(
     with served_cluster(tmp_path, monkeypatch) as cluster, short_socket_dir() as socket_dir:
         cluster.state.nodes[NODE] = {"topology.kubernetes.io/region": REGION}
         settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0, aws_max_attempts=1, node_name=NODE)
-        observer = Observer(Metrics())
         async with (
-            build_provider(settings, aws_observer=observer) as built,
-            running_provider(settings, observer.wrap(built.mounter), observer=observer),
+            observed_provider(settings) as composed,
+            running_provider(settings, composed.handler, observer=composed.observer),
         ):
             with GrpcioProviderClient(settings.socket_path) as client:
                 yield Served(client)

@@ -13,11 +13,10 @@ import pytest_asyncio
 import structlog
 from grpclib import GRPCError, Status
 
-from provider_aws.app import build_provider
+from provider_aws.app import observed_provider
 from provider_aws.errors import ConfigError
 from provider_aws.logs import configure_logging
 from provider_aws.metrics import Metrics
-from provider_aws.observe import Observer
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, seed_client
 from tests.support.awsproxy import ProxyState
@@ -132,11 +131,9 @@ async def served(aws: ProxyState) -> AsyncIterator[GrpcioProviderClient]:
     """The provider composed as `provider-aws serve` composes it: observer, access lines, metrics."""
     with short_socket_dir() as socket_dir:
         settings = Settings(socket_dir=Path(socket_dir), shutdown_grace=5.0, aws_max_attempts=1)
-        metrics = Metrics()
-        observer = Observer(metrics)
         async with (
-            build_provider(settings, aws_observer=observer) as built,
-            running_provider(settings, observer.wrap(built.mounter), observer=observer),
+            observed_provider(settings) as composed,
+            running_provider(settings, composed.handler, observer=composed.observer),
         ):
             with GrpcioProviderClient(settings.socket_path) as client:
                 yield client

@@ -17,11 +17,10 @@ import pytest_asyncio
 import structlog
 from structlog.testing import capture_logs
 
-from provider_aws.app import build_provider
+from provider_aws.app import observed_provider
 from provider_aws.logs import REDACTED, configure_logging, redact
-from provider_aws.metrics import Metrics
 from provider_aws.model import SecretBytes, SecretText
-from provider_aws.observe import MOUNT_EVENT, Observer
+from provider_aws.observe import MOUNT_EVENT
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
@@ -72,10 +71,9 @@ class Running:
 async def provider(aws: ProxyState) -> AsyncIterator[Running]:
     with short_socket_dir() as socket_dir:
         settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0, aws_max_attempts=2)
-        observer = Observer(Metrics())
         async with (
-            build_provider(settings, aws_observer=observer) as built,
-            running_provider(settings, observer.wrap(built.mounter), observer=observer),
+            observed_provider(settings) as served,
+            running_provider(settings, served.handler, observer=served.observer),
         ):
             with GrpcioProviderClient(settings.socket_path) as client:
                 yield Running(client, settings)
@@ -299,13 +297,11 @@ async def test_a_mount_rejected_while_draining_is_logged_and_counted(
 ) -> None:
     seed_client(moto_server, "secretsmanager", REGION).create_secret(Name="app/db", SecretString=VALUE)
     objects = "- objectName: app/db\n  objectType: secretsmanager\n"
-    metrics = Metrics()
-    observer = Observer(metrics)
     with short_socket_dir() as socket_dir, capture_logs() as logs:
         settings = Settings(socket_dir=socket_dir, shutdown_grace=10.0)
-        async with build_provider(settings, aws_observer=observer) as built:
-            held = Held(observer.wrap(built.mounter), asyncio.Event(), asyncio.Event())
-            async with running_provider(settings, held, observer=observer) as stop:
+        async with observed_provider(settings) as served:
+            held = Held(served.handler, asyncio.Event(), asyncio.Event())
+            async with running_provider(settings, held, observer=served.observer) as stop:
                 with GrpcioProviderClient(settings.socket_path) as client:
                     first = asyncio.create_task(
                         asyncio.to_thread(
@@ -333,7 +329,7 @@ async def test_a_mount_rejected_while_draining_is_logged_and_counted(
     # Refused before the handler ran: no pod fields were read, nothing was asked of AWS.
     [late] = [line for line in access_lines(logs) if line["outcome"] == "rejected"]
     assert (late["code"], late["pod"], late["aws_requests"]) == ("UNAVAILABLE", None, 0)
-    text = metrics.exposition().decode()
+    text = served.metrics.exposition().decode()
     assert 'provider_aws_mounts_total{code="UNAVAILABLE",outcome="rejected"} 1.0' in text
     assert 'provider_aws_mounts_total{code="OK",outcome="ok"} 1.0' in text
     assert "provider_aws_mounts_in_flight 0.0" in text

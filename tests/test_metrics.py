@@ -15,11 +15,10 @@ import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
 from provider_aws import __version__
-from provider_aws.app import build_provider
+from provider_aws.app import observed_provider
 from provider_aws.credentials import IdentityStats
 from provider_aws.health import health_endpoint
 from provider_aws.metrics import Metrics, StatsCollector
-from provider_aws.observe import Observer
 from provider_aws.regions import REGION_LABEL
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
@@ -90,17 +89,13 @@ async def stack(aws: ProxyState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with served_cluster(tmp_path, monkeypatch) as cluster, short_socket_dir() as socket_dir:
         cluster.state.nodes[NODE] = {REGION_LABEL: REGION}
         settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0, aws_max_attempts=1, node_name=NODE)
-        metrics = Metrics()
-        observer = Observer(metrics)
         release = asyncio.Event()
         release.set()
-        async with build_provider(settings, aws_observer=observer) as built:
-            metrics.watch_identity(built.identity_stats)
-            metrics.watch_rotation(built.rotation_stats)
-            gate = Held(observer.wrap(built.mounter), asyncio.Event(), release)
+        async with observed_provider(settings) as served:
+            gate = Held(served.handler, asyncio.Event(), release)
             async with (
-                running_provider(settings, gate, observer=observer),
-                health_endpoint("127.0.0.1:0", settings.socket_path, metrics) as http,
+                running_provider(settings, gate, observer=served.observer),
+                health_endpoint("127.0.0.1:0", settings.socket_path, served.metrics) as http,
             ):
                 assert http is not None
                 host, port = http.address

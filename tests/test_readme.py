@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import inspect
 import re
 import textwrap
@@ -18,11 +19,9 @@ import pytest
 
 from bench.report import with_bench_section
 from provider_aws import cli, parse
-from provider_aws.credentials import IdentityStats
+from provider_aws.app import observed_provider
 from provider_aws.descriptors import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
-from provider_aws.metrics import Metrics
-from provider_aws.rotation import RotationStats
-from provider_aws.settings import add_serve_arguments
+from provider_aws.settings import Settings, add_serve_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -58,10 +57,12 @@ def table_row(text: str, marker: str, key: str) -> str:
 
 def exposed_metrics() -> set[str]:
     """Metric names as a scrape shows them, from the registry `provider-aws serve` builds."""
-    metrics = Metrics()
-    metrics.watch_identity(IdentityStats())
-    metrics.watch_rotation(RotationStats())
-    text = metrics.exposition().decode()
+
+    async def scrape() -> str:
+        async with observed_provider(Settings()) as served:
+            return served.metrics.exposition().decode()
+
+    text = asyncio.run(scrape())
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
     return {name for name in names if not name.endswith("_created")}
 
