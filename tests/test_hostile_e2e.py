@@ -32,19 +32,17 @@ from provider_aws.app import observed_provider
 from provider_aws.localmount import check_response
 from provider_aws.paths import find_conflicts, path_problem
 from provider_aws.settings import Settings
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from tests.support.identity import served_cluster
-from tests.test_mount_e2e import attributes as pod_attributes
+from tests.support.requests import REGION, STATIC, pod_attributes
 from tests.test_parse_properties import attributes as any_attributes
 from tests.test_parse_properties import current_versions, permissions
 from tests.test_parse_properties import secrets as any_secrets
 
-REGION = "eu-west-1"
 NODE = "hostile-node"
 TARGET = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"
-STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
 CALL_TIMEOUT = 10.0  # the driver's own deadline on each Mount
 EXAMPLE_LIMIT = 20.0  # the test's bound on one answer, whatever the client does
 DRIVER_RECEIVE_LIMIT = 4 << 20

@@ -22,9 +22,9 @@ from tests.conftest import TEST_ACCESS_KEY, seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from tests.support.leakscan import LeakScan, harvest_moto, install, report
+from tests.support.requests import REGION, pod_attributes
 
 PLANTED = "Qz7-planted-leak-9Kx"  # distinctive: the session scan sees these texts too
-REGION = "eu-west-1"
 SECRET_KEY = "leakscan-static-secret-key-0b9e"
 
 
@@ -139,17 +139,6 @@ async def served(aws: ProxyState) -> AsyncIterator[GrpcioProviderClient]:
                 yield client
 
 
-def _attributes(objects: str) -> str:
-    return json.dumps(
-        {
-            "csi.storage.k8s.io/pod.name": "leakscan-pod",
-            "csi.storage.k8s.io/pod.namespace": "leakscan-ns",
-            "region": REGION,
-            "objects": objects,
-        }
-    )
-
-
 @pytest.mark.asyncio
 async def test_the_session_capture_sees_access_lines_errors_and_request_credentials(
     served: GrpcioProviderClient, moto_server: str, leak_scan: LeakScan, request: pytest.FixtureRequest
@@ -160,14 +149,22 @@ async def test_the_session_capture_sees_access_lines_errors_and_request_credenti
     secrets = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": SECRET_KEY})
     reply = await asyncio.to_thread(
         served.mount,
-        attributes=_attributes("- objectName: leak/db\n  objectType: secretsmanager\n"),
+        attributes=pod_attributes(
+            "- objectName: leak/db\n  objectType: secretsmanager\n",
+            pod="leakscan-pod",
+            namespace="leakscan-ns",
+        ),
         secrets=secrets,
     )
     assert [f.contents for f in reply.files] == [b"leak-db-value"]
     with pytest.raises(grpc.RpcError) as caught:
         await asyncio.to_thread(
             served.mount,
-            attributes=_attributes("- objectName: leak/missing\n  objectType: secretsmanager\n"),
+            attributes=pod_attributes(
+                "- objectName: leak/missing\n  objectType: secretsmanager\n",
+                pod="leakscan-pod",
+                namespace="leakscan-ns",
+            ),
             secrets=secrets,
         )
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND

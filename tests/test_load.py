@@ -9,7 +9,6 @@ proxy in front of moto counts them and the most it saw at once, which the proces
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -19,8 +18,9 @@ import pytest
 from grpclib.client import Channel
 
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
+from tests.support.requests import STATIC, pod_attributes
 from tests.support.serveproc import serve_process
 
 REGION = "ap-southeast-2"
@@ -52,18 +52,14 @@ def secret_value(name: str) -> bytes:
 
 def request_for(index: int) -> MountRequest:
     pod = f"load-{index}"
-    attributes = {
-        "csi.storage.k8s.io/pod.name": pod,
-        "csi.storage.k8s.io/pod.namespace": "load",
-        "csi.storage.k8s.io/pod.uid": f"00000000-0000-0000-0000-{index:012d}",
-        "csi.storage.k8s.io/serviceAccount.name": "default",
-        "secretProviderClass": "load",
-        "region": REGION,
-        "objects": f"- objectName: {secret_name(index)}\n  objectType: secretsmanager\n",
-    }
     return MountRequest(
-        attributes=json.dumps(attributes),
-        secrets=json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY}),
+        attributes=pod_attributes(
+            f"- objectName: {secret_name(index)}\n  objectType: secretsmanager\n",
+            pod=pod,
+            namespace="load",
+            region=REGION,
+        ),
+        secrets=STATIC,
         target_path=f"/var/lib/kubelet/pods/{pod}/volumes/kubernetes.io~csi/secrets/mount",
         permission="420",
     )

@@ -22,14 +22,13 @@ from provider_aws.logs import REDACTED, configure_logging, redact
 from provider_aws.model import SecretBytes, SecretText
 from provider_aws.observe import MOUNT_EVENT
 from provider_aws.settings import Settings
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.conftest import TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from tests.support.handlers import Held
 from tests.support.identity import jwt
+from tests.support.requests import REGION, STATIC, pod_attributes
 
-REGION = "eu-west-1"
-STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
 VALUE = "pw-\u00e9-4f1c9a"  # the secret value mounted in these tests
 ACCESS_FIELDS = {
     "event",
@@ -45,26 +44,15 @@ ACCESS_FIELDS = {
 }
 
 
-def attributes(objects: str, pod: str) -> str:
-    return json.dumps(
-        {
-            "csi.storage.k8s.io/pod.name": pod,
-            "csi.storage.k8s.io/pod.namespace": "shop",
-            "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
-            "csi.storage.k8s.io/serviceAccount.name": "web",
-            "region": REGION,
-            "objects": objects,
-        }
-    )
-
-
 @dataclass
 class Running:
     client: GrpcioProviderClient
     settings: Settings
 
     async def mount(self, objects: str, pod: str) -> Any:
-        return await asyncio.to_thread(self.client.mount, attributes=attributes(objects, pod), secrets=STATIC)
+        return await asyncio.to_thread(
+            self.client.mount, attributes=pod_attributes(objects, pod=pod), secrets=STATIC
+        )
 
 
 @pytest_asyncio.fixture
@@ -278,7 +266,9 @@ async def test_a_mount_past_its_deadline_is_logged_as_such(
     with capture_logs() as logs, pytest.raises(grpc.RpcError) as caught:
         await asyncio.to_thread(
             provider.client.mount,
-            attributes=attributes("- objectName: app/slow\n  objectType: secretsmanager\n", "web-slow"),
+            attributes=pod_attributes(
+                "- objectName: app/slow\n  objectType: secretsmanager\n", pod="web-slow"
+            ),
             secrets=STATIC,
             timeout=0.5,
         )
@@ -305,7 +295,7 @@ async def test_a_mount_rejected_while_draining_is_logged_and_counted(
                 with GrpcioProviderClient(settings.socket_path) as client:
                     first = asyncio.create_task(
                         asyncio.to_thread(
-                            client.mount, attributes=attributes(objects, "early"), secrets=STATIC
+                            client.mount, attributes=pod_attributes(objects, pod="early"), secrets=STATIC
                         )
                     )
                     async with asyncio.timeout(10):
@@ -313,7 +303,7 @@ async def test_a_mount_rejected_while_draining_is_logged_and_counted(
                     stop.set()  # draining: the held Mount may finish, new ones are refused
                     with pytest.raises(grpc.RpcError) as refused:
                         await asyncio.to_thread(
-                            client.mount, attributes=attributes(objects, "late"), secrets=STATIC
+                            client.mount, attributes=pod_attributes(objects, pod="late"), secrets=STATIC
                         )
                     held.release.set()
                     async with asyncio.timeout(10):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,33 +20,19 @@ from provider_aws.health import health_endpoint
 from provider_aws.metrics import Metrics, StatsCollector
 from provider_aws.regions import REGION_LABEL
 from provider_aws.settings import Settings
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from tests.support.handlers import Held
 from tests.support.identity import served_cluster
 from tests.support.kubeapi import FakeKubeApi
+from tests.support.requests import REGION, STATIC, pod_attributes
 
-REGION = "eu-west-1"
 NODE = "node-a"
-STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 WAIT_LIMIT = 10.0
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def attributes(objects: str, *, pod: str = "web-0") -> str:
-    # No region: the provider reads it from its node's label (a Kubernetes GET, once).
-    return json.dumps(
-        {
-            "csi.storage.k8s.io/pod.name": pod,
-            "csi.storage.k8s.io/pod.namespace": "shop",
-            "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
-            "csi.storage.k8s.io/serviceAccount.name": "web",
-            "objects": objects,
-        }
-    )
 
 
 def parse(text: str) -> Samples:
@@ -71,7 +56,7 @@ class Stack:
 
     async def mount(self, objects: str, **kwargs: str) -> object:
         return await asyncio.to_thread(
-            self.client.mount, attributes=attributes(objects, **kwargs), secrets=STATIC
+            self.client.mount, attributes=pod_attributes(objects, region=None, **kwargs), secrets=STATIC
         )
 
     async def scrape(self) -> tuple[str, Samples]:

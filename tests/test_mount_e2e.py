@@ -15,29 +15,13 @@ import pytest_asyncio
 
 from provider_aws.app import build_provider
 from provider_aws.settings import Settings
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
+from tests.conftest import seed_client
 from tests.support.awsproxy import Fault, ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.requests import REGION, STATIC, pod_attributes
 
-REGION = "eu-west-1"
 FAILOVER = "eu-central-1"
-STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
 SEED_DOC = {"user": {"username": "john.doe", "password": "123456"}}
-
-
-def attributes(objects: str, **parameters: str) -> str:
-    return json.dumps(
-        {
-            "csi.storage.k8s.io/pod.name": "test-secrets",
-            "csi.storage.k8s.io/pod.namespace": "default",
-            "csi.storage.k8s.io/pod.uid": "0b5e2f4c-uid",
-            "csi.storage.k8s.io/serviceAccount.name": "default",
-            "secretProviderClass": "aws-secrets",
-            "region": REGION,
-            "objects": objects,
-            **parameters,
-        }
-    )
 
 
 @dataclass
@@ -72,7 +56,7 @@ async def test_seed_document_example_end_to_end(aws: ProxyState, moto_server: st
         f'- objectName: "{second["ARN"]}"\n'
         "  objectAlias: foobar\n"
     )
-    reply = await provider.mount(attributes(objects))
+    reply = await provider.mount(pod_attributes(objects))
     files = {f.path: (f.mode, f.contents) for f in reply.files}  # type: ignore[attr-defined]
     assert files["dbusername"] == (0o644, b"john.doe")
     assert files["dbpassword"] == (0o644, b"123456")
@@ -93,7 +77,7 @@ async def test_seed_document_example_end_to_end(aws: ProxyState, moto_server: st
 async def test_invalid_request_is_invalid_argument_listing_every_problem(provider: Running) -> None:
     objects = '- objectName: a\n  objectType: bogus\n- objectName: b\n  filePermission: "999"\n'
     with pytest.raises(grpc.RpcError) as caught:
-        await provider.mount(attributes(objects))
+        await provider.mount(pod_attributes(objects))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "objects[0]" in caught.value.details() and "objects[1]" in caught.value.details()
 
@@ -117,13 +101,13 @@ async def test_faults_map_to_status_and_the_next_mount_succeeds(
     objects = "- objectName: db\n  objectType: secretsmanager\n"
     aws.faults[(REGION, "*")] = fault
     with pytest.raises(grpc.RpcError) as caught:
-        await provider.mount(attributes(objects))
+        await provider.mount(pod_attributes(objects))
     assert caught.value.code() == code
     assert REGION in caught.value.details() and "db" in caught.value.details()
     # bounded retries: at most aws_max_attempts (2) requests, no storm
     assert len(aws.calls) <= 2
     aws.faults.clear()
-    reply = await provider.mount(attributes(objects))
+    reply = await provider.mount(pod_attributes(objects))
     assert [f.contents for f in reply.files] == [b"v"]  # type: ignore[attr-defined]
 
 
@@ -135,10 +119,10 @@ async def test_response_slower_than_the_deadline_is_deadline_exceeded(
     objects = "- objectName: db\n  objectType: secretsmanager\n"
     aws.faults[(REGION, "*")] = Fault(delay=3.0, forward_after_delay=True)
     with pytest.raises(grpc.RpcError) as caught:
-        await provider.mount(attributes(objects), timeout=1.0)
+        await provider.mount(pod_attributes(objects), timeout=1.0)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     aws.faults.clear()
-    reply = await provider.mount(attributes(objects))
+    reply = await provider.mount(pod_attributes(objects))
     assert [f.contents for f in reply.files] == [b"v"]  # type: ignore[attr-defined]
 
 
@@ -147,7 +131,7 @@ async def test_primary_region_down_fails_over(aws: ProxyState, moto_server: str,
     seed_client(moto_server, "secretsmanager", FAILOVER).create_secret(Name="db", SecretString="replica")
     objects = "- objectName: db\n  objectType: secretsmanager\n"
     aws.faults[(REGION, "*")] = Fault(reset=True)
-    reply = await provider.mount(attributes(objects, failoverRegion=FAILOVER))
+    reply = await provider.mount(pod_attributes(objects, failoverRegion=FAILOVER))
     assert [f.contents for f in reply.files] == [b"replica"]  # type: ignore[attr-defined]
 
 
@@ -164,7 +148,7 @@ async def test_many_concurrent_mounts_over_one_socket(aws: ProxyState, moto_serv
             with GrpcioProviderClient(settings.socket_path) as client:
 
                 def one() -> dict[str, bytes]:
-                    reply = client.mount(attributes=attributes(objects), secrets=STATIC, timeout=120)
+                    reply = client.mount(attributes=pod_attributes(objects), secrets=STATIC, timeout=120)
                     return {f.path: f.contents for f in reply.files}
 
                 loop = asyncio.get_running_loop()
@@ -190,7 +174,7 @@ async def test_a_burst_of_throttling_does_not_become_a_retry_storm(aws: ProxySta
                 def one(index: int) -> grpc.StatusCode:
                     objects = f"- objectName: throttled-{index}\n  objectType: secretsmanager\n"
                     try:
-                        client.mount(attributes=attributes(objects), secrets=STATIC, timeout=60)
+                        client.mount(attributes=pod_attributes(objects), secrets=STATIC, timeout=60)
                     except grpc.RpcError as error:
                         return error.code()  # type: ignore[no-any-return]
                     return grpc.StatusCode.OK

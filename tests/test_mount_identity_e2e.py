@@ -4,7 +4,6 @@ Secrets Manager from moto. Counts Kubernetes and STS calls per Mount burst."""
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,26 +16,10 @@ from provider_aws.settings import Settings
 from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.identity import IRSA, ROLE, jwt, served_cluster
+from tests.support.identity import ROLE, jwt, served_cluster
+from tests.support.requests import REGION, pod_attributes
 
-REGION = "eu-west-1"
 NODE = "node-1"
-
-
-def pod_attributes(namespace: str, service_account: str, pod: str, objects: str) -> str:
-    tokens = {
-        IRSA: {"token": jwt(namespace, service_account, pod), "expirationTimestamp": "2030-01-01T00:00:00Z"}
-    }
-    return json.dumps(
-        {
-            "csi.storage.k8s.io/pod.name": pod,
-            "csi.storage.k8s.io/pod.namespace": namespace,
-            "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
-            "csi.storage.k8s.io/serviceAccount.name": service_account,
-            "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens),
-            "objects": objects,
-        }
-    )
 
 
 @pytest.mark.asyncio
@@ -54,7 +37,13 @@ async def test_100_mounts_over_10_service_accounts(
             with GrpcioProviderClient(settings.socket_path) as client, ThreadPoolExecutor(32) as pool:
 
                 def mount(i: int) -> bytes:
-                    attrs = pod_attributes("shop", f"sa-{i % 10}", f"pod-{i}", objects)
+                    attrs = pod_attributes(
+                        objects,
+                        service_account=f"sa-{i % 10}",
+                        pod=f"pod-{i}",
+                        region=None,
+                        sts_token=jwt("shop", f"sa-{i % 10}", f"pod-{i}"),
+                    )
                     reply = client.mount(attributes=attrs, timeout=60)
                     return bytes(reply.files[0].contents)
 
@@ -65,7 +54,15 @@ async def test_100_mounts_over_10_service_accounts(
                 cluster.state.service_accounts[("shop", "bare")] = {}
                 with pytest.raises(grpc.RpcError) as caught:
                     await asyncio.to_thread(
-                        client.mount, attributes=pod_attributes("shop", "bare", "p", objects), timeout=30
+                        client.mount,
+                        attributes=pod_attributes(
+                            objects,
+                            service_account="bare",
+                            pod="p",
+                            region=None,
+                            sts_token=jwt("shop", "bare", "p"),
+                        ),
+                        timeout=30,
                     )
     assert contents == [b"s3cr3t"] * 100
     assert cluster.state.count("serviceaccounts") == 11

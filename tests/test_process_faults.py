@@ -7,7 +7,6 @@ the Mounts are provably inside the provider (counted at the proxy) when the sign
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import socket
 import stat
@@ -23,6 +22,7 @@ from provider_aws.localmount import MountOptions, mount_once
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient
+from tests.support.requests import STATIC, pod_attributes
 from tests.support.serveproc import ServeProcess, serve_process
 
 REGION = "us-west-2"
@@ -35,19 +35,11 @@ CLEAN_FAILURES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
 
 def mount_request(secret: str) -> MountRequest:
     """The driver's MountRequest for one Secrets Manager object, with static credentials."""
-    attributes = {
-        "csi.storage.k8s.io/pod.name": "faults",
-        "csi.storage.k8s.io/pod.namespace": "default",
-        "csi.storage.k8s.io/pod.uid": "5d3c1f0e-faults",
-        "csi.storage.k8s.io/serviceAccount.name": "default",
-        "secretProviderClass": "faults",
-        "region": REGION,
-        "objects": f"- objectName: {secret}\n  objectType: secretsmanager\n",
-    }
-    secrets = {"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY}
     return MountRequest(
-        attributes=json.dumps(attributes),
-        secrets=json.dumps(secrets),
+        attributes=pod_attributes(
+            f"- objectName: {secret}\n  objectType: secretsmanager\n", pod="faults", region=REGION
+        ),
+        secrets=STATIC,
         target_path="/var/lib/kubelet/pods/5d3c1f0e-faults/volumes/kubernetes.io~csi/s/mount",
         permission="420",
     )

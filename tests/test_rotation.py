@@ -21,8 +21,8 @@ from provider_aws.valuecache import ValueCache, ValueKey
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from tests.support.requests import REGION, pod_attributes
 
-REGION = "eu-west-1"
 VALUE_OPERATIONS = ("GetSecretValue", "BatchGetSecretValue")
 
 
@@ -33,17 +33,9 @@ def request(
     key: str = TEST_ACCESS_KEY,
     current: MountResult | None = None,
 ) -> MountInput:
-    attributes = {
-        "csi.storage.k8s.io/pod.name": pod,
-        "csi.storage.k8s.io/pod.namespace": "shop",
-        "csi.storage.k8s.io/pod.uid": f"uid-{pod}",
-        "csi.storage.k8s.io/serviceAccount.name": "web",
-        "region": REGION,
-        "objects": objects,
-    }
     versions = () if current is None else tuple((v.id, v.version) for v in current.versions)
     return MountInput(
-        attributes=json.dumps(attributes),
+        attributes=pod_attributes(objects, pod=pod),
         secrets=json.dumps({"awsAccessKeyId": key, "awsSecretAccessKey": TEST_SECRET_KEY}),
         target_path=f"/var/lib/kubelet/pods/uid-{pod}/volumes/kubernetes.io~csi/secrets/mount",
         permission="420",

@@ -1,0 +1,40 @@
+"""What the driver sends, for tests: attributes built by provider_aws.localmount.build_request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from provider_aws.localmount import MountOptions, SecretProviderClass, build_request
+from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY
+
+__all__ = ["REGION", "STATIC", "pod_attributes"]
+
+REGION = "eu-west-1"
+# The nodePublishSecretRef data of static credentials that moto accepts.
+STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
+
+
+def pod_attributes(
+    objects: str,
+    *,
+    pod: str = "web-0",
+    namespace: str = "shop",
+    service_account: str = "web",
+    region: str | None = REGION,
+    sts_token: str | None = None,
+    **parameters: str,
+) -> str:
+    """MountRequest.attributes for a pod mounting `objects`; region None leaves the lookup to the provider."""
+    spc = {"objects": objects, **parameters}
+    if region is not None:
+        spc["region"] = region
+    options = MountOptions(
+        target=Path("/mnt"),
+        namespace=namespace,
+        pod=pod,
+        pod_uid=f"uid-{namespace}-{pod}",
+        service_account=service_account,
+        sts_token=sts_token,
+    )
+    return build_request(SecretProviderClass("test-spc", spc), options).attributes
