@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from provider_aws.regions import REGION_LABEL
 from tests.support.awsproxy import AwsProxy
 from tests.support.identity import IRSA, jwt
 from tests.support.kubeapi import FakeKubeApi
+from tests.support.requests import pod_attributes
 
 __all__ = ["REGION", "ROLE", "Environment", "mount_attributes", "profiled", "started"]
 
@@ -82,25 +82,11 @@ class Environment:
 
 
 def mount_attributes(namespace: str, pod: str, service_account: str, objects: str) -> str:
-    """MountRequest.attributes as the driver sends them, with kubelet's service account tokens."""
-    tokens = {
-        IRSA: {
-            "token": jwt(namespace, service_account, pod, IRSA),
-            "expirationTimestamp": "2099-01-01T00:00:00Z",
-        }
-    }
-    attributes = {
-        "csi.storage.k8s.io/pod.name": pod,
-        "csi.storage.k8s.io/pod.namespace": namespace,
-        "csi.storage.k8s.io/pod.uid": f"uid-{namespace}-{pod}",
-        "csi.storage.k8s.io/serviceAccount.name": service_account,
-        "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(tokens),
-        "csi.storage.k8s.io/ephemeral": "false",
-        "secretProviderClass": "bench",
-        "objects": objects,
-        "region": REGION,
-    }
-    return json.dumps(attributes)
+    """MountRequest.attributes as the driver sends them, with kubelet's service account token."""
+    token = jwt(namespace, service_account, pod, IRSA)
+    return pod_attributes(
+        objects, pod=pod, namespace=namespace, service_account=service_account, region=REGION, sts_token=token
+    )
 
 
 def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> None:

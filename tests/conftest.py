@@ -22,13 +22,12 @@ from provider_aws.logs import configure_logging
 from tests.support.awsproxy import AwsProxy, ProxyState
 from tests.support.grpc_clients import short_socket_dir
 from tests.support.leakscan import LeakScan, harvest_moto, install, report
+from tests.support.requests import TEST_ACCESS_KEY, TEST_SECRET_KEY
 
 pytest_plugins = ["pytester"]
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
-TEST_ACCESS_KEY = "AKIDTESTTESTTEST"
-TEST_SECRET_KEY = "test-secret-access-key"
 LEAK_SCAN = pytest.StashKey[LeakScan]()
 
 

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 from provider_aws.localmount import MountOptions, SecretProviderClass, build_request
-from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY
 
-__all__ = ["REGION", "STATIC", "pod_attributes"]
+__all__ = ["REGION", "STATIC", "TEST_ACCESS_KEY", "TEST_SECRET_KEY", "pod_attributes"]
 
 REGION = "eu-west-1"
+# The static key pair of the tests (moto accepts any); tests.conftest re-exports it.
+TEST_ACCESS_KEY = "AKIDTESTTESTTEST"
+TEST_SECRET_KEY = "test-secret-access-key"
 # The nodePublishSecretRef data of static credentials that moto accepts.
 STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
 
