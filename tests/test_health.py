@@ -23,9 +23,9 @@ from provider_aws.settings import Settings
 from tests.support.grpc_clients import running_provider
 from tests.support.identity import served_cluster
 from tests.support.leakscan import LeakScan
+from tests.support.scrape import HTTP_TIMEOUT, get
 from tests.support.serveproc import launch, serve_env, serve_process
 
-HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 WAIT_LIMIT = 20.0
 
 
@@ -34,11 +34,6 @@ class Refuses:
 
     async def mount(self, request: MountInput) -> MountResult:
         raise AssertionError("no Mount is made in these tests")
-
-
-async def get(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session, session.get(url) as response:
-        return response.status, await response.text()
 
 
 def base_url(server: HealthServer) -> str:

@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable
 from pathlib import Path
 
-import aiohttp
 import pytest
 from grpclib.client import Channel
 
@@ -21,6 +20,7 @@ from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest
 from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.requests import STATIC, pod_attributes
+from tests.support.scrape import get, parse_metrics, value
 from tests.support.serveproc import serve_process
 
 REGION = "ap-southeast-2"
@@ -66,12 +66,9 @@ def request_for(index: int) -> MountRequest:
 
 
 async def in_flight_mounts(metrics_url: str) -> float:
-    async with aiohttp.ClientSession() as session, session.get(metrics_url) as page:
-        text = await page.text()
-    for line in text.splitlines():
-        if line.startswith("provider_aws_mounts_in_flight "):
-            return float(line.split()[1])
-    raise AssertionError("no provider_aws_mounts_in_flight in /metrics")
+    status, text = await get(metrics_url)
+    assert status == 200
+    return value(parse_metrics(text), "provider_aws_mounts_in_flight")
 
 
 async def wait_until_all_inside(metrics_url: str) -> float:

@@ -7,11 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 
 from provider_aws import __version__
 from provider_aws.app import observed_provider
@@ -27,24 +25,10 @@ from tests.support.handlers import Held
 from tests.support.identity import served_cluster
 from tests.support.kubeapi import FakeKubeApi
 from tests.support.requests import REGION, STATIC, pod_attributes
+from tests.support.scrape import Samples, get_page, parse_metrics, value
 
 NODE = "node-a"
-HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 WAIT_LIMIT = 10.0
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 @dataclass
@@ -60,13 +44,9 @@ class Stack:
         )
 
     async def scrape(self) -> tuple[str, Samples]:
-        async with (
-            aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session,
-            session.get(f"{self.url}/metrics") as response,
-        ):
-            assert response.status == 200
-            text = await response.text()
-            return response.headers["Content-Type"], parse(text)
+        status, content_type, text = await get_page(f"{self.url}/metrics")
+        assert status == 200
+        return content_type, parse_metrics(text)
 
 
 @pytest_asyncio.fixture
@@ -190,7 +170,7 @@ def test_stats_collector_exports_int_fields_as_counters() -> None:
     metrics.watch_stats(stats, "rotation", lambda name: f"help for {name}")
     stats.hits += 3
     stats.coalesced += 1
-    samples = parse(metrics.exposition().decode())
+    samples = parse_metrics(metrics.exposition().decode())
     assert value(samples, "provider_aws_rotation_hits_total") == 3
     assert value(samples, "provider_aws_rotation_coalesced_total") == 1
     assert value(samples, "provider_aws_build_info", version="1.2.3") == 1
@@ -205,7 +185,7 @@ def test_two_metrics_objects_do_not_share_a_registry() -> None:
     first.aws_call("ssm", "get_parameters", "success")
     assert (
         value(
-            parse(first.exposition().decode()),
+            parse_metrics(first.exposition().decode()),
             "provider_aws_aws_requests_total",
             service="ssm",
             operation="get_parameters",
@@ -214,7 +194,7 @@ def test_two_metrics_objects_do_not_share_a_registry() -> None:
         == 1
     )
     assert not any(
-        name == "provider_aws_aws_requests_total" for name, _ in parse(second.exposition().decode())
+        name == "provider_aws_aws_requests_total" for name, _ in parse_metrics(second.exposition().decode())
     )
 
 
@@ -234,7 +214,7 @@ def test_identity_collector_reads_live_stats_and_new_counters() -> None:
     stats.agent_calls["ipv6"] += 3
     stats.credential_requests += 7
     stats.credential_cache_hits += 4
-    samples = parse(metrics.exposition().decode())
+    samples = parse_metrics(metrics.exposition().decode())
     assert value(samples, "provider_aws_kubernetes_requests_total", resource="serviceaccounts") == 2
     assert value(samples, "provider_aws_sts_requests_total", region="eu-west-1") == 1
     assert value(samples, "provider_aws_pod_identity_agent_requests_total", family="ipv6") == 3
