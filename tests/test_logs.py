@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -65,14 +64,6 @@ async def provider(aws: ProxyState) -> AsyncIterator[Running]:
         ):
             with GrpcioProviderClient(settings.socket_path) as client:
                 yield Running(client, settings)
-
-
-def wait_for_calls(aws: ProxyState, count: int, limit: float = 10.0) -> int:
-    """Poll the proxy's record (bounded) until `count` calls have ended."""
-    deadline = time.monotonic() + limit
-    while aws.count() < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return aws.count()
 
 
 def access_lines(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -278,7 +269,8 @@ async def test_a_mount_past_its_deadline_is_logged_as_such(
     assert line["log_level"] == "warning" and line["objects"] is None
     assert line["duration_ms"] < 2000  # answered before the delayed AWS reply
     # Let the proxy finish the abandoned request (counted when it ends) before the test does.
-    assert await asyncio.to_thread(wait_for_calls, aws, 1) == 1
+    await aws.wait_until(lambda state: state.count() >= 1, limit=10)
+    assert aws.count() == 1
 
 
 @pytest.mark.asyncio

@@ -53,12 +53,6 @@ def seed(moto_server: str, count: int, prefix: str) -> dict[str, bytes]:
     return values
 
 
-async def wait_for_in_flight(state: ProxyState, count: int) -> None:
-    async with asyncio.timeout(WAIT):
-        while state.in_flight < count:  # noqa: ASYNC110 - the proxy's threads set no event on this loop
-            await asyncio.sleep(0.02)
-
-
 def mount_outcome(client: GrpcioProviderClient, secret: str) -> Any:
     """The reply, or the status code of a clean failure; anything else propagates and fails the test.
 
@@ -101,7 +95,7 @@ async def test_sigterm_with_fifty_mounts_in_flight(
             ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool,
         ):
             calls = [loop.run_in_executor(pool, mount_outcome, client, name) for name in values]
-            await wait_for_in_flight(aws, IN_FLIGHT)
+            await aws.wait_until(lambda state: state.in_flight >= IN_FLIGHT, limit=WAIT)
             assert aws.count() == 0  # every Mount is inside the provider, none has its answer yet
             child.send(signal.SIGTERM)
             async with asyncio.timeout(CALL_TIMEOUT + 5):
@@ -122,9 +116,7 @@ async def test_sigterm_with_fifty_mounts_in_flight(
         assert failed == IN_FLIGHT  # cancelled after the grace period, none answered with partial data
     assert_quiet_exit(child, code)
     # let the proxy finish the requests the provider abandoned before the next test resets it
-    async with asyncio.timeout(delay + WAIT):
-        while aws.in_flight:  # noqa: ASYNC110 - see wait_for_in_flight
-            await asyncio.sleep(0.05)
+    await aws.wait_until(lambda state: state.in_flight == 0, limit=delay + WAIT)
 
 
 @pytest.mark.asyncio

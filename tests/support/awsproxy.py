@@ -7,6 +7,7 @@ Faults are chosen per SigV4 region (and optionally per operation).
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import re
 import threading
@@ -67,6 +68,12 @@ class ProxyState:
                 if (operation is None or c.operation == operation)
                 and (service is None or c.service == service)
             )
+
+    async def wait_until(self, done: Callable[[ProxyState], bool], limit: float) -> None:
+        """Poll until `done` (the proxy threads set no event on the loop); TimeoutError after `limit`."""
+        async with asyncio.timeout(limit):
+            while not done(self):  # noqa: ASYNC110 - polled, see the docstring
+                await asyncio.sleep(0.02)
 
     def operations(self) -> Counter[str]:
         with self.lock:
