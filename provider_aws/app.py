@@ -54,9 +54,8 @@ async def build_provider(
     fetcher = Fetcher(
         clients,
         BatchRefusals(settings.batch_fallback_ttl),
+        shared,
         values=ValueCache(settings.value_cache_bytes),
-        stats=rotation,
-        shared=shared,
     )
     try:
         yield Provider(Mounter(fetcher, identities, regions), clients, identities, regions, stats, rotation)

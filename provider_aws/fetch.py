@@ -44,14 +44,14 @@ def _all_regions_failed(pending: list[tuple[ObjectSpec, AwsCallError]], regions:
 class Fetcher:
     clients: AwsClients
     refusals: BatchRefusals
-    # Without a value cache or shared calls a poll checks versions but always re-fetches.
+    # Every AWS call goes through it; a window of 0 shares nothing but still counts.
+    shared: SharedCalls
+    # Without a value cache a poll checks versions but always re-fetches.
     values: ValueCache = field(default_factory=lambda: ValueCache(0))
-    stats: RotationStats = field(default_factory=RotationStats)
-    shared: SharedCalls | None = None
 
-    def __post_init__(self) -> None:
-        if self.shared is None:
-            self.shared = SharedCalls(0.0, self.stats)
+    @property
+    def stats(self) -> RotationStats:
+        return self.shared.stats
 
     async def fetch(
         self,

@@ -63,7 +63,7 @@ def parameter(
 async def fetcher(aws: ProxyState) -> AsyncIterator[Fetcher]:
     clients = AwsClients(Settings(aws_max_attempts=2), get_session())
     try:
-        yield Fetcher(clients, BatchRefusals(ttl=300))
+        yield Fetcher(clients, BatchRefusals(ttl=300), SharedCalls(0.0, RotationStats()))
     finally:
         await clients.close()
 
@@ -250,7 +250,7 @@ async def test_identical_fetches_in_flight_are_shared_per_identity(
         sm.create_secret(Name=f"s{i}", SecretString=f"v{i}")
     clients = AwsClients(Settings(aws_max_attempts=2), get_session())
     stats = RotationStats()
-    shared_fetcher = Fetcher(clients, BatchRefusals(ttl=300), stats=stats, shared=SharedCalls(window, stats))
+    shared_fetcher = Fetcher(clients, BatchRefusals(ttl=300), SharedCalls(window, stats))
     specs = tuple(secret(f"s{i}") for i in range(3))
 
     def creds_of(index: int) -> Callable[[str], Awaitable[StaticCreds]]:

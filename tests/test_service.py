@@ -42,6 +42,7 @@ from provider_aws.model import (
     SecretText,
 )
 from provider_aws.mount import Mounter
+from provider_aws.rotation import RotationStats, SharedCalls
 from provider_aws.service import Outcome, semver
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
@@ -335,7 +336,7 @@ async def test_end_to_end_mount_through_the_mounter_and_moto(
         }
     )
     clients = AwsClients(Settings(), get_session())
-    fetcher = Fetcher(clients, BatchRefusals(ttl=300))
+    fetcher = Fetcher(clients, BatchRefusals(ttl=300), SharedCalls(0.0, RotationStats()))
     mounter = Mounter(fetcher, StaticIdentity(), NoRegionLookup())
     settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0)
     try:

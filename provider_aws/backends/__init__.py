@@ -23,16 +23,14 @@ class RegionCall:
     credentials: Credentials
     region: str
     region_index: int
-    on_fallback: Callable[[str], None] = field(default=lambda _reason: None)
-    # Identical calls of one identity are shared through this, when set.
-    shared: SharedCalls | None = None
+    on_fallback: Callable[[str], None]
+    # Identical calls of one identity are shared through this.
+    shared: SharedCalls
     # A rotation poll: answers shared calls finished within the coalescing window are reused.
     reuse_recent: bool = False
 
     async def request(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """One AWS call in this region with these credentials; raises AwsCallError."""
-        if self.shared is None:
-            return await self.clients.call(service, self.region, self.credentials, operation, **params)
         return await self.shared.call(self, service, operation, params)
 
 
