@@ -10,13 +10,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
 	touch $(STAMP)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: install lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -25,7 +26,7 @@ proto: install
 	$(BIN)/python protos/generate.py provider_aws/_proto
 
 demo: install
-	$(BIN)/python -m provider_aws.demo
+	$(BIN)/python -m demo
 
 bench: install
 	$(BIN)/python -m bench

@@ -19,8 +19,8 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 
-from provider_aws.credentials import ROLE_ARN_ANNOTATION
-from provider_aws.regions import REGION_LABEL
+from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.identity.regions import REGION_LABEL
 from tests.support.awsproxy import AwsProxy
 from tests.support.identity import IRSA, jwt
 from tests.support.kubeapi import FakeKubeApi

@@ -15,7 +15,7 @@ import grpc
 
 from bench.environment import Environment, mount_attributes, profiled
 from bench.gomodel import go_cost
-from provider_aws.reflection import message_classes
+from provider_aws.rpc.reflection import message_classes
 
 __all__ = ["Case", "Scale", "run_all"]
 

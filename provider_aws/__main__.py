@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from provider_aws.cli import main
+from provider_aws.cli.main import main
 
 raise SystemExit(main())

@@ -8,19 +8,19 @@ from dataclasses import dataclass
 
 from aiobotocore.session import AioSession, get_session
 
-from provider_aws.awsclients import AwsClients, CallObserver
-from provider_aws.backends.secretsmanager import BatchRefusals
-from provider_aws.credentials import IdentityProvider, IdentityStats
-from provider_aws.fetch import Fetcher
-from provider_aws.kube import KubeApi, LightkubeApi
-from provider_aws.metrics import Metrics
+from provider_aws.aws.calls import RotationStats, SharedCalls
+from provider_aws.aws.clients import AwsClients, CallObserver
+from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.secretsmanager import BatchRefusals
+from provider_aws.aws.valuecache import ValueCache
+from provider_aws.identity.credentials import IdentityProvider, IdentityStats
+from provider_aws.identity.kube import KubeApi, LightkubeApi
+from provider_aws.identity.regions import RegionResolver
 from provider_aws.mount import Mounter
-from provider_aws.observe import Observer
-from provider_aws.regions import RegionResolver
-from provider_aws.rotation import RotationStats, SharedCalls
-from provider_aws.service import MountHandler
+from provider_aws.ops.metrics import Metrics
+from provider_aws.ops.observe import Observer
+from provider_aws.rpc.service import MountHandler
 from provider_aws.settings import Settings
-from provider_aws.valuecache import ValueCache
 
 __all__ = ["Observed", "Provider", "build_provider", "observed_provider"]
 

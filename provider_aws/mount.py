@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from provider_aws.awsclients import Credentials, tally_requests
-from provider_aws.extract import build_result
-from provider_aws.fetch import Fetcher
+from provider_aws.answer import build_result
+from provider_aws.aws.clients import Credentials, tally_requests
+from provider_aws.aws.fetch import Fetcher
 from provider_aws.model import MountInput, MountPlan, MountResult
-from provider_aws.objectsmemo import ObjectsMemo
-from provider_aws.parse import bind_region, parse_mount_request
+from provider_aws.request.memo import ObjectsMemo
+from provider_aws.request.parse import bind_region, parse_mount_request
 
 __all__ = ["IdentitySource", "Mounter", "RegionSource"]
 

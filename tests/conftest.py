@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from provider_aws.logs import configure_logging
+from provider_aws.ops.logs import configure_logging
 from tests.support.awsproxy import AwsProxy, ProxyState
 from tests.support.grpc_clients import short_socket_dir
 from tests.support.leakscan import LeakScan, harvest_moto, install, report

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from provider_aws.answer import _derived
 from provider_aws.errors import PreconditionError
-from provider_aws.extract import _derived
+from provider_aws.identity.podidentity import _detail
 from provider_aws.model import (
     FetchedObject,
     JmesEntry,
@@ -15,8 +16,7 @@ from provider_aws.model import (
     SecretBytes,
     SecretText,
 )
-from provider_aws.observe import _pod_fields
-from provider_aws.podidentity import _detail
+from provider_aws.ops.observe import _pod_fields
 
 DEEP = "[" * 200_000 + "]" * 200_000
 

@@ -1,4 +1,4 @@
-"""`make demo` end to end: `python -m provider_aws.demo` as its own process, as the Makefile runs it."""
+"""`make demo` end to end: `python -m demo` as its own process, as the Makefile runs it."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_demo_mounts_the_seed_secrets_and_cleans_up(tmp_path: Path, leak_scan: L
     leak_scan.add_value("demo: MySecret's username", "john.doe")
     target = tmp_path / "mount"
     done = subprocess.run(
-        [sys.executable, "-m", "provider_aws.demo", "--target", str(target)],
+        [sys.executable, "-m", "demo", "--target", str(target)],
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT,

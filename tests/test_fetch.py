@@ -11,12 +11,12 @@ import pytest
 import pytest_asyncio
 from aiobotocore.session import get_session
 
-from provider_aws.awsclients import AwsClients
-from provider_aws.backends.secretsmanager import BatchRefusals
+from provider_aws.aws.calls import RotationStats, SharedCalls
+from provider_aws.aws.clients import AwsClients
+from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.secretsmanager import BatchRefusals
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
-from provider_aws.fetch import Fetcher
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
-from provider_aws.rotation import RotationStats, SharedCalls
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState

@@ -10,15 +10,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from provider_aws.health import (
+from provider_aws.model import MountInput, MountResult
+from provider_aws.ops.health import (
     HealthServer,
     HttpEndpointError,
     check_socket,
     health_endpoint,
     parse_http_addr,
 )
-from provider_aws.metrics import Metrics
-from provider_aws.model import MountInput, MountResult
+from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
 from tests.support.grpc_clients import running_provider
 from tests.support.identity import served_cluster

@@ -11,9 +11,9 @@ import pytest_asyncio
 from aiobotocore.session import get_session
 from structlog.testing import capture_logs
 
-from provider_aws.credentials import ROLE_ARN_ANNOTATION, IdentityProvider, role_session_name
 from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
-from provider_aws.kube import LightkubeApi
+from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, IdentityProvider, role_session_name
+from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
 from tests.support.awsproxy import AwsProxy, ProxyState

@@ -10,10 +10,10 @@ import pytest
 import pytest_asyncio
 from aiobotocore.session import get_session
 
-from provider_aws.credentials import ROLE_ARN_ANNOTATION, AwsCredentials, IdentityProvider
-from provider_aws.kube import LightkubeApi
+from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, AwsCredentials, IdentityProvider
+from provider_aws.identity.kube import LightkubeApi
+from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.model import MountPlan
-from provider_aws.regions import REGION_LABEL, RegionResolver
 from provider_aws.settings import Settings
 from tests.support.awsproxy import AwsProxy, ProxyState
 from tests.support.identity import IRSA, ROLE, make_plan, served_cluster

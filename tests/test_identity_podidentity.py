@@ -12,9 +12,9 @@ import pytest
 import pytest_asyncio
 from aiobotocore.session import get_session
 
-from provider_aws.credentials import IdentityProvider
 from provider_aws.errors import AccessDeniedError, PreconditionError, UnavailableError
-from provider_aws.kube import LightkubeApi
+from provider_aws.identity.credentials import IdentityProvider
+from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import AddressPreference, MountPlan
 from provider_aws.settings import Settings
 from tests.support.identity import IRSA, POD_IDENTITY, make_plan

@@ -7,7 +7,7 @@ import pytest
 import pytest_asyncio
 
 from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
-from provider_aws.kube import LightkubeApi
+from provider_aws.identity.kube import LightkubeApi
 from tests.support.identity import served_cluster
 from tests.support.kubeapi import FakeKubeApi, write_kubeconfig
 from tests.support.podagent import closed_port_url

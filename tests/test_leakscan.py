@@ -15,8 +15,8 @@ from grpclib import GRPCError, Status
 
 from provider_aws.app import observed_provider
 from provider_aws.errors import ConfigError
-from provider_aws.logs import configure_logging
-from provider_aws.metrics import Metrics
+from provider_aws.ops.logs import configure_logging
+from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, seed_client
 from tests.support.awsproxy import ProxyState

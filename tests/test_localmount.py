@@ -14,8 +14,8 @@ import pytest_asyncio
 
 from provider_aws._proto.v1alpha1 import File, MountResponse, ObjectVersion
 from provider_aws.app import build_provider
-from provider_aws.cli import main
-from provider_aws.localmount import (
+from provider_aws.cli.main import main
+from provider_aws.cli.mount import (
     DATA_DIR,
     DriverCheckError,
     MountOptions,

@@ -17,9 +17,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from provider_aws.app import observed_provider
-from provider_aws.logs import REDACTED, configure_logging, redact
 from provider_aws.model import SecretBytes, SecretText
-from provider_aws.observe import MOUNT_EVENT
+from provider_aws.ops.logs import REDACTED, configure_logging, redact
+from provider_aws.ops.observe import MOUNT_EVENT
 from provider_aws.settings import Settings
 from tests.conftest import TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState

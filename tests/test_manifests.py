@@ -25,7 +25,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions  # type: ignore[import-untyped]
 
-from provider_aws.parse import validate_parameters
+from provider_aws.request.parse import validate_parameters
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"

@@ -13,10 +13,10 @@ import pytest_asyncio
 
 from provider_aws import __version__
 from provider_aws.app import observed_provider
-from provider_aws.credentials import IdentityStats
-from provider_aws.health import health_endpoint
-from provider_aws.metrics import Metrics, StatsCollector
-from provider_aws.regions import REGION_LABEL
+from provider_aws.identity.credentials import IdentityStats
+from provider_aws.identity.regions import REGION_LABEL
+from provider_aws.ops.health import health_endpoint
+from provider_aws.ops.metrics import Metrics, StatsCollector
 from provider_aws.settings import Settings
 from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState

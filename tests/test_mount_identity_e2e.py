@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from provider_aws.app import build_provider
-from provider_aws.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.settings import Settings
 from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from provider_aws.descriptors import ObjectsContext, parse_objects
 from provider_aws.errors import ConfigError
 from provider_aws.model import MountInput
-from provider_aws.objectsmemo import MAX_TEXT_CHARS, ObjectsMemo
-from provider_aws.parse import parse_mount_request
+from provider_aws.request.memo import MAX_TEXT_CHARS, ObjectsMemo
+from provider_aws.request.objects import ObjectsContext, parse_objects
+from provider_aws.request.parse import parse_mount_request
 
 CONTEXT = ObjectsContext(translation="_", default_mode=0o644, region="eu-west-1", failover_region=None)
 GOOD = "- objectName: db\n  objectType: secretsmanager\n- objectName: /app/flag\n  objectType: ssmparameter\n"

@@ -10,7 +10,13 @@ import pytest
 
 from provider_aws.errors import ConfigError
 from provider_aws.model import AddressPreference, MountInput, MountPlan, ObjectRef, ObjectType, SecretText
-from provider_aws.parse import DEFAULT_LIMITS, Limits, bind_region, parse_mount_request, validate_parameters
+from provider_aws.request.parse import (
+    DEFAULT_LIMITS,
+    Limits,
+    bind_region,
+    parse_mount_request,
+    validate_parameters,
+)
 
 DATA = Path(__file__).parent / "data"
 TARGET = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from provider_aws.errors import ConfigError
 from provider_aws.model import MountInput, MountPlan
-from provider_aws.parse import bind_region, parse_mount_request, validate_parameters
-from provider_aws.paths import find_conflicts, path_problem
+from provider_aws.request.parse import bind_region, parse_mount_request, validate_parameters
+from provider_aws.request.paths import find_conflicts, path_problem
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from provider_aws.paths import (
+from provider_aws.request.paths import (
     MAX_ELEMENT_BYTES,
     MAX_PATH_BYTES,
     PathError,

@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from provider_aws._proto.v1alpha1 import MountRequest
-from provider_aws.localmount import MountOptions, mount_once
+from provider_aws.cli.mount import MountOptions, mount_once
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pb2
 
-from provider_aws.reflection import load_descriptor_set
+from provider_aws.rpc.reflection import load_descriptor_set
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "provider_aws" / "_proto"

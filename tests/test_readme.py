@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from bench.report import with_bench_section
-from provider_aws import cli, parse
 from provider_aws.app import observed_provider
-from provider_aws.descriptors import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
+from provider_aws.cli import main as cli
+from provider_aws.request import parse
+from provider_aws.request.objects import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
 from provider_aws.settings import Settings, add_serve_arguments
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 
 from provider_aws.errors import NotFoundError, PreconditionError
-from provider_aws.kube import LightkubeApi
-from provider_aws.regions import REGION_LABEL, RegionResolver
+from provider_aws.identity.kube import LightkubeApi
+from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.settings import Settings
 from tests.support.identity import make_plan, served_cluster
 from tests.support.kubeapi import FakeKubeApi

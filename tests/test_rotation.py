@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from provider_aws.app import Provider, build_provider
+from provider_aws.aws.valuecache import ValueCache, ValueKey
 from provider_aws.errors import AccessDeniedError
 from provider_aws.model import MountInput, MountResult, SecretBytes
 from provider_aws.settings import Settings
-from provider_aws.valuecache import ValueCache, ValueKey
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import Fault, ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir

@@ -20,8 +20,10 @@ from structlog.testing import capture_logs
 from provider_aws import DISTRIBUTION, __version__
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from provider_aws._proto.v1alpha1 import ObjectVersion as WireObjectVersion
-from provider_aws.awsclients import AwsClients
-from provider_aws.backends.secretsmanager import BatchRefusals
+from provider_aws.aws.calls import RotationStats, SharedCalls
+from provider_aws.aws.clients import AwsClients
+from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.secretsmanager import BatchRefusals
 from provider_aws.errors import (
     AccessDeniedError,
     ConfigError,
@@ -31,7 +33,6 @@ from provider_aws.errors import (
     ProviderError,
     UnavailableError,
 )
-from provider_aws.fetch import Fetcher
 from provider_aws.model import (
     MountedFile,
     MountInput,
@@ -42,8 +43,7 @@ from provider_aws.model import (
     SecretText,
 )
 from provider_aws.mount import Mounter
-from provider_aws.rotation import RotationStats, SharedCalls
-from provider_aws.service import Outcome, semver
+from provider_aws.rpc.service import Outcome, semver
 from provider_aws.settings import Settings
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 from tests.support.awsproxy import ProxyState

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from aiobotocore.session import get_session
 
-from provider_aws.awsclients import AwsClients
+from provider_aws.aws.clients import AwsClients
 from provider_aws.model import SecretText
 from provider_aws.settings import Settings
 from tests.conftest import seed_client

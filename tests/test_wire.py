@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from provider_aws._proto.v1alpha1 import MountRequest, MountResponse, ObjectVersion, VersionRequest
 from provider_aws.model import MountedFile, MountResult, SecretBytes
 from provider_aws.model import ObjectVersion as Version
-from provider_aws.service import _to_response
-from provider_aws.wire import MountWire, ProviderCodec, mount_input
+from provider_aws.rpc.codec import MountWire, ProviderCodec, mount_input
+from provider_aws.rpc.service import _to_response
 
 WIRE = MountWire()
 CODEC = ProviderCodec(WIRE)

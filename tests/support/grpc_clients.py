@@ -21,9 +21,9 @@ from typing import Any
 
 import grpc
 
-from provider_aws.reflection import message_classes
-from provider_aws.server import run_server
-from provider_aws.service import MountHandler, MountObserver
+from provider_aws.rpc.reflection import message_classes
+from provider_aws.rpc.server import run_server
+from provider_aws.rpc.service import MountHandler, MountObserver
 from provider_aws.settings import Settings
 
 __all__ = ["GrpcioProviderClient", "GrpcurlResult", "grpcurl", "running_provider", "short_socket_dir"]

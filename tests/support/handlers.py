@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from provider_aws.model import MountInput, MountResult
-from provider_aws.service import MountHandler
+from provider_aws.rpc.service import MountHandler
 
 __all__ = ["Held"]
 

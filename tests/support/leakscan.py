@@ -40,9 +40,9 @@ from moto.ssm.models import ssm_backends
 from moto.sts.models import sts_backends
 
 from provider_aws.errors import ProviderError
-from provider_aws.metrics import Metrics
 from provider_aws.model import SecretBytes, SecretText
-from provider_aws.tokens import TOKENS_ATTRIBUTE
+from provider_aws.ops.metrics import Metrics
+from provider_aws.request.tokens import TOKENS_ATTRIBUTE
 from tests.support import grpc_clients, identity, serveproc
 from tests.support.podagent import AgentState
 

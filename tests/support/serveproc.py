@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from provider_aws.health import check_socket
+from provider_aws.ops.health import check_socket
 
 __all__ = ["ServeProcess", "launch", "serve_env", "serve_process"]
 

@@ -1,34 +1,64 @@
-"""Rotation polls made cheap: change checks, cross-pod sharing of identical calls, counters.
+"""The per-region call seam: what a backend needs to call AWS in one region, and the sharing of
+identical calls of one identity (in flight, or within the coalescing window for polls).
 
-A poll is a Mount that carries the versions the driver mounted before. For each Secrets
-Manager object the version to serve is decided as the Go provider does (a pin equal to the
-mounted version is current; otherwise DescribeSecret names the VersionId holding the wanted
-label), and a value already fetched for that identity and version is served from memory.
-"""
+The region loop and failover live in `fetch.py`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Hashable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from provider_aws.awsclients import AwsCallError
-from provider_aws.backends import RegionCall, group_by_ref
-from provider_aws.backends.errors import to_provider_error
+from provider_aws.aws.clients import AwsCallError, AwsClients, Credentials
 from provider_aws.cache import SingleFlight, TtlCache
-from provider_aws.concurrency import run_all
-from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec, ObjectType
-from provider_aws.valuecache import ValueCache, ValueKey
+from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec
 
-__all__ = ["CURRENT_LABEL", "RotationStats", "SharedCalls", "check_secrets"]
+__all__ = ["DESCRIBE", "RegionCall", "RegionOutcome", "RotationStats", "SharedCalls", "group_by_ref"]
 
-CURRENT_LABEL = "AWSCURRENT"
 DESCRIBE = "describe_secret"
 # Recent answers kept for the coalescing window; each expires after the window anyway.
 RECENT_ENTRIES = 1024
 
 _Key = tuple[str, str, str, str, Hashable]
+
+
+@dataclass(frozen=True, slots=True)
+class RegionCall:
+    """Everything a backend needs to make its calls in one region."""
+
+    clients: AwsClients
+    credentials: Credentials
+    region: str
+    region_index: int
+    on_fallback: Callable[[str], None]
+    # Identical calls of one identity are shared through this.
+    shared: SharedCalls
+    # A rotation poll: answers shared calls finished within the coalescing window are reused.
+    reuse_recent: bool = False
+
+    async def request(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
+        """One AWS call in this region with these credentials; raises AwsCallError."""
+        return await self.shared.call(self, service, operation, params)
+
+
+@dataclass(slots=True)
+class RegionOutcome:
+    fetched: list[FetchedObject] = field(default_factory=list)
+    # Objects that failed in a way another region may fix (5xx, network).
+    retry: list[tuple[ObjectSpec, AwsCallError]] = field(default_factory=list)
+
+    def extend(self, other: RegionOutcome) -> None:
+        self.fetched.extend(other.fetched)
+        self.retry.extend(other.retry)
+
+
+def group_by_ref(specs: list[ObjectSpec], region_index: int) -> dict[ObjectRef, list[ObjectSpec]]:
+    """Objects asking for the same thing share one request."""
+    groups: dict[ObjectRef, list[ObjectSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.ref_for(region_index), []).append(spec)
+    return groups
 
 
 @dataclass
@@ -133,61 +163,3 @@ class SharedCalls:
         self._expiries.clear()
         await self._flight.close()
         self._recent.clear()
-
-
-def _label_holder(answer: Mapping[str, Any], label: str) -> str | None:
-    stages = answer.get("VersionIdsToStages") or {}
-    for version_id, labels in stages.items():
-        if label in (labels or ()):
-            return str(version_id)
-    return None
-
-
-async def _version_to_serve(call: RegionCall, ref: ObjectRef) -> str | None:
-    """The VersionId the object should be at now; None when only a plain fetch can tell."""
-    if ref.version_id is not None:
-        return ref.version_id
-    try:
-        answer = await call.request("secretsmanager", DESCRIBE, SecretId=ref.name)
-    except AwsCallError as error:
-        if error.retriable:
-            return None
-        raise to_provider_error(error, f'secret "{ref.name}"', call.region) from None
-    return _label_holder(answer, ref.version_label or CURRENT_LABEL)
-
-
-async def check_secrets(
-    call: RegionCall,
-    specs: list[ObjectSpec],
-    mounted: Mapping[str, str],
-    values: ValueCache,
-    stats: RotationStats,
-) -> tuple[list[FetchedObject], list[ObjectSpec]]:
-    """Split a poll's objects into values served from memory and objects still to fetch.
-
-    Only Secrets Manager objects are checked (SSM versions come with their values). All
-    checks run at once; a fatal DescribeSecret failure raises its ProviderError.
-    """
-    secrets = [spec for spec in specs if spec.object_type is ObjectType.SECRETS_MANAGER]
-    to_fetch = [spec for spec in specs if spec.object_type is not ObjectType.SECRETS_MANAGER]
-    groups = group_by_ref(secrets, call.region_index)
-
-    async def decide(ref: ObjectRef, group: list[ObjectSpec]) -> tuple[list[FetchedObject], list[ObjectSpec]]:
-        # A pin needs no call: mounted or not, the pinned version is the one to serve.
-        version = await _version_to_serve(call, ref)
-        stats.checks += len(group)
-        if version is None:
-            return [], group
-        stats.changed += sum(1 for spec in group if mounted.get(spec.file_name) != version)
-        value = values.get(ValueKey(call.credentials.identity, call.region, ref.name, version))
-        if value is None:
-            stats.value_cache_misses += len(group)
-            return [], group
-        stats.value_cache_hits += len(group)
-        return [FetchedObject(spec, value, version, call.region) for spec in group], []
-
-    served: list[FetchedObject] = []
-    for found, missing in await run_all(decide(ref, group) for ref, group in groups.items()):
-        served.extend(found)
-        to_fetch.extend(missing)
-    return served, to_fetch

@@ -24,8 +24,8 @@ from pathlib import Path
 import botocore.session
 from moto.server import ThreadedMotoServer
 
-from provider_aws.health import check_socket
-from provider_aws.localmount import MountOptions, format_table, mount_once
+from provider_aws.cli.mount import MountOptions, format_table, mount_once
+from provider_aws.ops.health import check_socket
 
 __all__ = ["main", "run_demo"]
 
@@ -161,7 +161,7 @@ def run_demo(target: Path | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provider_aws.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--target", type=Path, help="write the files here and keep them (default: temporary)")
     args = parser.parse_args(argv)
     try:

@@ -31,7 +31,7 @@ from provider_aws._proto.v1alpha1 import (
 )
 from provider_aws.errors import ProviderError
 from provider_aws.model import MountInput, MountResult
-from provider_aws.wire import MountWire, mount_input
+from provider_aws.rpc.codec import MountWire, mount_input
 
 if TYPE_CHECKING:
     from grpclib.server import Stream

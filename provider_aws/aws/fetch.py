@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from provider_aws.awsclients import AwsCallError, AwsClients, Credentials
-from provider_aws.backends import RegionCall, RegionOutcome
-from provider_aws.backends.secretsmanager import BatchRefusals, fetch_secrets
-from provider_aws.backends.ssm import fetch_parameters
+from provider_aws.aws.calls import RegionCall, RegionOutcome, RotationStats, SharedCalls
+from provider_aws.aws.clients import AwsCallError, AwsClients, Credentials
+from provider_aws.aws.rotation import check_secrets
+from provider_aws.aws.secretsmanager import BatchRefusals, fetch_secrets
+from provider_aws.aws.ssm import fetch_parameters
+from provider_aws.aws.valuecache import ValueCache, ValueKey
 from provider_aws.concurrency import run_all
 from provider_aws.errors import UnavailableError
 from provider_aws.model import FetchedObject, ObjectSpec, ObjectType
-from provider_aws.rotation import RotationStats, SharedCalls, check_secrets
-from provider_aws.valuecache import ValueCache, ValueKey
 
 __all__ = ["Fetcher"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 
 from provider_aws.cache import TtlCache
-from provider_aws.descriptors import ObjectsContext, parse_objects
 from provider_aws.model import ObjectSpec
+from provider_aws.request.objects import ObjectsContext, parse_objects
 
 __all__ = ["ObjectsMemo"]
 

@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from provider_aws import __version__
-from provider_aws.credentials import IdentityStats
-from provider_aws.rotation import RotationStats
+from provider_aws.aws.calls import RotationStats
+from provider_aws.identity.credentials import IdentityStats
 
 __all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "StatsCollector"]
 

@@ -13,14 +13,6 @@ import json
 import re
 from collections.abc import Mapping
 
-from provider_aws.descriptors import (
-    DEFAULT_LIMITS,
-    Limits,
-    ObjectsContext,
-    arn_region_problem,
-    parse_objects,
-    quote,
-)
 from provider_aws.errors import ConfigError
 from provider_aws.model import (
     AddressPreference,
@@ -31,9 +23,17 @@ from provider_aws.model import (
     SecretText,
     StaticCredentials,
 )
-from provider_aws.objectsmemo import ObjectsMemo
-from provider_aws.paths import PathError, parse_translation
-from provider_aws.tokens import TOKENS_ATTRIBUTE, TokenError, parse_tokens
+from provider_aws.request.memo import ObjectsMemo
+from provider_aws.request.objects import (
+    DEFAULT_LIMITS,
+    Limits,
+    ObjectsContext,
+    arn_region_problem,
+    parse_objects,
+    quote,
+)
+from provider_aws.request.paths import PathError, parse_translation
+from provider_aws.request.tokens import TOKENS_ATTRIBUTE, TokenError, parse_tokens
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -28,10 +28,10 @@ from grpclib.health.service import Health
 from grpclib.server import Server
 
 from provider_aws.errors import ProviderError
-from provider_aws.reflection import with_reflection
-from provider_aws.service import MountHandler, MountObserver, ProviderService
+from provider_aws.rpc.codec import ProviderCodec
+from provider_aws.rpc.reflection import with_reflection
+from provider_aws.rpc.service import MountHandler, MountObserver, ProviderService
 from provider_aws.settings import Settings
-from provider_aws.wire import ProviderCodec
 
 if TYPE_CHECKING:
     from grpclib._typing import IServable

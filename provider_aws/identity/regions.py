@@ -9,9 +9,9 @@ every answer from Kubernetes is kept (bounded) and a normal Mount makes no GET a
 from __future__ import annotations
 
 from provider_aws.cache import CachingLoader
-from provider_aws.credentials import IdentityStats
 from provider_aws.errors import PreconditionError
-from provider_aws.kube import KubeApi
+from provider_aws.identity.credentials import IdentityStats
+from provider_aws.identity.kube import KubeApi
 from provider_aws.model import MountPlan
 from provider_aws.settings import Settings
 

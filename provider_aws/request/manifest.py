@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from provider_aws.parse import validate_parameters
+from provider_aws.request.parse import validate_parameters
 
 __all__ = ["API_VERSIONS", "add_validate_arguments", "manifest_problems", "problems_in_file", "run_validate"]
 

@@ -17,7 +17,7 @@ from grpclib.encoding.proto import ProtoCodec
 
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.model import MountInput, MountResult
-from provider_aws.reflection import message_classes
+from provider_aws.rpc.reflection import message_classes
 
 __all__ = ["MountWire", "ProviderCodec", "mount_input"]
 

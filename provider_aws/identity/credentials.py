@@ -33,9 +33,9 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from provider_aws.cache import CachingLoader, Clock
 from provider_aws.errors import AccessDeniedError, PreconditionError, UnavailableError
-from provider_aws.kube import KubeApi
+from provider_aws.identity.kube import KubeApi
+from provider_aws.identity.podidentity import PodIdentityAgent
 from provider_aws.model import MountPlan, PodInfo, SecretText, StaticCredentials
-from provider_aws.podidentity import PodIdentityAgent
 from provider_aws.settings import Settings
 
 __all__ = [

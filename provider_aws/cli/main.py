@@ -12,14 +12,14 @@ import structlog
 
 from provider_aws import __version__
 from provider_aws.app import observed_provider
+from provider_aws.cli.mount import add_mount_arguments, run_mount
 from provider_aws.errors import ProviderError
-from provider_aws.health import health_endpoint
-from provider_aws.localmount import add_mount_arguments, run_mount
-from provider_aws.logs import configure_logging
-from provider_aws.server import serve_until_signal
-from provider_aws.service import semver
+from provider_aws.ops.health import health_endpoint
+from provider_aws.ops.logs import configure_logging
+from provider_aws.request.manifest import add_validate_arguments, run_validate
+from provider_aws.rpc.server import serve_until_signal
+from provider_aws.rpc.service import semver
 from provider_aws.settings import Settings, add_serve_arguments, settings_from_namespace
-from provider_aws.validate import add_validate_arguments, run_validate
 
 __all__ = ["main"]
 

@@ -20,10 +20,10 @@ from typing import Any
 import structlog
 from grpclib import Status
 
-from provider_aws.awsclients import RequestTally, tally_requests
-from provider_aws.metrics import Metrics
+from provider_aws.aws.clients import RequestTally, tally_requests
 from provider_aws.model import MountInput, MountResult
-from provider_aws.service import MountHandler
+from provider_aws.ops.metrics import Metrics
+from provider_aws.rpc.service import MountHandler
 
 __all__ = ["MOUNT_EVENT", "LoggedHandler", "MountRecord", "Observer"]
 

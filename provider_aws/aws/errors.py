@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provider_aws.awsclients import AwsCallError
+from provider_aws.aws.clients import AwsCallError
 from provider_aws.errors import (
     AccessDeniedError,
     ConfigError,

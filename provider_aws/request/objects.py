@@ -19,7 +19,7 @@ import yaml
 from jmespath.exceptions import JMESPathError
 
 from provider_aws.model import JmesEntry, ObjectRef, ObjectSpec, ObjectType
-from provider_aws.paths import PathError, file_name, find_conflicts
+from provider_aws.request.paths import PathError, file_name, find_conflicts
 
 __all__ = [
     "DEFAULT_LIMITS",

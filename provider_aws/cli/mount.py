@@ -30,9 +30,9 @@ from grpclib import GRPCError
 from grpclib.client import Channel
 
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, File, MountRequest, MountResponse
-from provider_aws.paths import path_problem
+from provider_aws.request.manifest import manifest_problems
+from provider_aws.request.paths import path_problem
 from provider_aws.settings import DEFAULT_SOCKET_DIR, SOCKET_NAME
-from provider_aws.validate import manifest_problems
 
 __all__ = [
     "DriverCheckError",

@@ -26,7 +26,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from provider_aws.errors import ProviderError
-from provider_aws.metrics import Metrics
+from provider_aws.ops.metrics import Metrics
 
 __all__ = [
     "CheckResult",

@@ -1,0 +1,1 @@
+"""`make demo`: the seed example mounted through a real socket against moto (needs the `demo` extra)."""

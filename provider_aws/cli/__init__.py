@@ -1,0 +1,1 @@
+"""The `provider-aws` command: serve, mount (the driver on a laptop), validate, version."""
