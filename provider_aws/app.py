@@ -47,7 +47,7 @@ async def build_provider(
     kube_api: KubeApi = kube if kube is not None else LightkubeApi()
     stats = IdentityStats()
     clients = AwsClients(settings, session, observer=aws_observer)
-    identities = IdentityProvider(settings, session, kube_api, stats=stats)
+    identities = IdentityProvider(settings, clients, kube_api, stats=stats)
     regions = RegionResolver(settings, kube_api, stats)
     rotation = RotationStats()
     shared = SharedCalls(settings.coalesce_window, rotation)

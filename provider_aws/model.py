@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
+    "REDACTED",
     "AddressPreference",
     "FetchedObject",
     "JmesEntry",
@@ -23,6 +24,9 @@ __all__ = [
     "StaticCredentials",
 ]
 
+# What stands in a message, log line or repr where a secret value or credential would be.
+REDACTED = "<redacted>"
+
 
 class SecretBytes:
     """Secret content; its repr never shows the bytes, so it cannot leak into logs."""
@@ -39,7 +43,7 @@ class SecretBytes:
         return len(self._value)
 
     def __repr__(self) -> str:
-        return f"SecretBytes(<redacted {len(self._value)} bytes>)"
+        return f"SecretBytes({REDACTED} {len(self._value)} bytes)"
 
     __str__ = __repr__
 
@@ -64,8 +68,12 @@ class SecretText:
     def __bool__(self) -> bool:
         return bool(self._value)
 
+    def redact_in(self, text: str) -> str:
+        """`text` with this secret cut out, should another party have echoed it back."""
+        return text.replace(self._value, REDACTED) if self._value else text
+
     def __repr__(self) -> str:
-        return "SecretText(<redacted>)"
+        return f"SecretText({REDACTED})"
 
     __str__ = __repr__
 

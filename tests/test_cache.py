@@ -6,14 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from provider_aws.cache import CachingLoader, SingleFlight, TtlCache
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import FakeClock
 
 
 def test_entries_expire_after_their_ttl() -> None:

@@ -16,7 +16,7 @@ from provider_aws.model import (
     SecretBytes,
     SecretText,
 )
-from provider_aws.ops.observe import _pod_fields
+from provider_aws.ops.observe import MountRecord, _record_pod
 
 DEEP = "[" * 200_000 + "]" * 200_000
 
@@ -38,7 +38,9 @@ def test_a_deep_secret_under_jmespath_is_a_precondition_failure() -> None:
 
 
 def test_deep_attributes_give_no_pod_fields_to_the_access_line() -> None:
-    assert _pod_fields('{"x": ' + DEEP + "}") == {}
+    record = MountRecord()
+    _record_pod(record, '{"x": ' + DEEP + "}")
+    assert record == MountRecord()
 
 
 def test_a_deep_agent_refusal_is_reported_as_its_text() -> None:

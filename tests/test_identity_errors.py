@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiobotocore.session import get_session
 from structlog.testing import capture_logs
 
 from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
@@ -17,7 +16,7 @@ from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
 from tests.support.awsproxy import AwsProxy, ProxyState
-from tests.support.identity import IRSA, POD_IDENTITY, ROLE, make_plan, served_cluster
+from tests.support.identity import IRSA, POD_IDENTITY, ROLE, identity_provider, make_plan, served_cluster
 from tests.support.kubeapi import FakeKubeApi, write_kubeconfig
 from tests.support.podagent import FakePodIdentityAgent, closed_port_url
 from tests.support.stsrelay import StsRelay
@@ -47,11 +46,10 @@ def relay(aws: ProxyState, aws_proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch)
 @pytest_asyncio.fixture
 async def identities(cluster: FakeKubeApi) -> AsyncIterator[IdentityProvider]:
     kube = LightkubeApi(timeout=5)
-    provider = IdentityProvider(Settings(aws_max_attempts=2), get_session(), kube)
     try:
-        yield provider
+        async with identity_provider(Settings(aws_max_attempts=2), kube) as provider:
+            yield provider
     finally:
-        await provider.close()
         await kube.close()
 
 
@@ -131,12 +129,11 @@ async def test_unreachable_kubernetes_api_is_unavailable(
     dead = closed_port_url().removesuffix("/v1/credentials")
     monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", dead)))
     kube = LightkubeApi(timeout=5)
-    provider = IdentityProvider(Settings(), get_session(), kube)
     try:
-        with pytest.raises(UnavailableError, match="Kubernetes API is unreachable"):
-            await provider.credentials_for(make_plan(), "us-east-1")
+        async with identity_provider(Settings(), kube) as provider:
+            with pytest.raises(UnavailableError, match="Kubernetes API is unreachable"):
+                await provider.credentials_for(make_plan(), "us-east-1")
     finally:
-        await provider.close()
         await kube.close()
 
 
@@ -183,11 +180,10 @@ async def test_static_credentials_need_no_token_cluster_or_sts(
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     kube = LightkubeApi()
-    provider = IdentityProvider(Settings(), get_session(), kube)
     try:
-        got = await provider.credentials_for(make_plan(audiences=None, static=STATIC), "us-east-1")
+        async with identity_provider(Settings(), kube) as provider:
+            got = await provider.credentials_for(make_plan(audiences=None, static=STATIC), "us-east-1")
     finally:
-        await provider.close()
         await kube.close()
     assert (got.access_key_id, got.secret_access_key, got.session_token) == (
         STATIC.access_key_id,
@@ -229,15 +225,13 @@ async def test_pod_identity_comes_before_static_credentials(cluster: FakeKubeApi
     token = plan.token_for(POD_IDENTITY)
     assert token is not None
     agent.state.accept(token.reveal(), "ASIAAGENT")
-    provider = IdentityProvider(
-        Settings(pod_identity_endpoint_ipv4=agent.url, pod_identity_endpoint_ipv6=closed_port_url("::1")),
-        get_session(),
-        kube,
+    settings = Settings(
+        pod_identity_endpoint_ipv4=agent.url, pod_identity_endpoint_ipv6=closed_port_url("::1")
     )
     try:
-        got = await provider.credentials_for(plan, "us-east-1")
+        async with identity_provider(settings, kube) as provider:
+            got = await provider.credentials_for(plan, "us-east-1")
     finally:
-        await provider.close()
         await kube.close()
         agent.stop()
     assert got.identity == "pod-identity:team-a/app" and got.access_key_id == "ASIAAGENT"

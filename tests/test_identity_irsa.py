@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from aiobotocore.session import get_session
 
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, AwsCredentials, IdentityProvider
 from provider_aws.identity.kube import LightkubeApi
@@ -16,20 +15,13 @@ from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.model import MountPlan
 from provider_aws.settings import Settings
 from tests.support.awsproxy import AwsProxy, ProxyState
-from tests.support.identity import IRSA, ROLE, make_plan, served_cluster
+from tests.support.clock import FakeClock
+from tests.support.identity import IRSA, ROLE, identity_provider, make_plan, served_cluster
 from tests.support.kubeapi import FakeKubeApi
 from tests.support.stsrelay import StsRelay
 
 ASSUME = "AssumeRoleWithWebIdentity"
 REGIONS = ("us-east-1", "eu-west-1")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -71,11 +63,8 @@ def clock() -> FakeClock:
 async def identities(
     relay: StsRelay, cluster: FakeKubeApi, kube: LightkubeApi, clock: FakeClock
 ) -> AsyncIterator[IdentityProvider]:
-    provider = IdentityProvider(Settings(aws_max_attempts=2), get_session(), kube, clock=clock)
-    try:
+    async with identity_provider(Settings(aws_max_attempts=2), kube, clock=clock) as provider:
         yield provider
-    finally:
-        await provider.close()
 
 
 def irsa_token(plan: MountPlan) -> str:
@@ -108,18 +97,15 @@ async def test_100_mounts_of_one_service_account(
     relay: StsRelay, cluster: FakeKubeApi, kube: LightkubeApi, aws: ProxyState
 ) -> None:
     settings = Settings(node_name="node-a")
-    identities = IdentityProvider(settings, get_session(), kube)
-    regions = RegionResolver(settings, kube, identities.stats)
     plans = [make_plan(pod=f"app-{i}", service_account="app") for i in range(100)]
+    async with identity_provider(settings, kube) as identities:
+        regions = RegionResolver(settings, kube, identities.stats)
 
-    async def mount(plan: MountPlan) -> list[AwsCredentials]:
-        primary = await regions.region_for(plan)
-        return [await identities.credentials_for(plan, region) for region in (primary, "us-east-1")]
+        async def mount(plan: MountPlan) -> list[AwsCredentials]:
+            primary = await regions.region_for(plan)
+            return [await identities.credentials_for(plan, region) for region in (primary, "us-east-1")]
 
-    try:
         results = await asyncio.wait_for(asyncio.gather(*(mount(p) for p in plans)), timeout=60)
-    finally:
-        await identities.close()
     assert {creds[0].access_key_id for creds in results} == {results[0][0].access_key_id}
     assert cluster.state.gets == {"serviceaccounts": 1, "nodes": 1}  # node read once, no pod GET
     assert aws.count(operation=ASSUME) == 2
@@ -181,12 +167,9 @@ async def test_credentials_are_reused_until_the_refresh_margin(
 async def test_credentials_inside_the_margin_are_never_kept(
     relay: StsRelay, cluster: FakeKubeApi, kube: LightkubeApi, aws: ProxyState
 ) -> None:
-    identities = IdentityProvider(Settings(credential_refresh_margin=4000), get_session(), kube)
-    try:
+    async with identity_provider(Settings(credential_refresh_margin=4000), kube) as identities:
         await identities.credentials_for(make_plan(), "us-east-1")
         await identities.credentials_for(make_plan(), "us-east-1")
-    finally:
-        await identities.close()
     assert aws.count(operation=ASSUME) == 2
 
 
@@ -194,13 +177,10 @@ async def test_credentials_inside_the_margin_are_never_kept(
 async def test_cache_size_zero_disables_caching_but_still_coalesces(
     relay: StsRelay, cluster: FakeKubeApi, kube: LightkubeApi, aws: ProxyState
 ) -> None:
-    identities = IdentityProvider(Settings(credential_cache_size=0), get_session(), kube)
-    try:
+    async with identity_provider(Settings(credential_cache_size=0), kube) as identities:
         await gather(*(identities.credentials_for(make_plan(pod=f"p{i}"), "us-east-1") for i in range(30)))
         assert aws.count(operation=ASSUME) == 1
         await identities.credentials_for(make_plan(), "us-east-1")
-    finally:
-        await identities.close()
     assert aws.count(operation=ASSUME) == 2
     assert cluster.state.gets == {"serviceaccounts": 2}
 

@@ -13,10 +13,11 @@ import pytest_asyncio
 
 from provider_aws import __version__
 from provider_aws.app import observed_provider
+from provider_aws.aws.calls import RotationStats
 from provider_aws.identity.credentials import IdentityStats
 from provider_aws.identity.regions import REGION_LABEL
 from provider_aws.ops.health import health_endpoint
-from provider_aws.ops.metrics import Metrics, StatsCollector
+from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
 from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
@@ -156,28 +157,32 @@ async def test_in_flight_gauge_follows_a_held_mount(aws: ProxyState, moto_server
     assert value(after, "provider_aws_mounts_total", outcome="ok", code="OK") == 1
 
 
-@dataclass
-class Counters:
-    hits: int = 0
-    coalesced: int = 0
-    ratio: float = 0.5  # not an int: not exported
-    flag: bool = True  # a bool is not a counter
-
-
-def test_stats_collector_exports_int_fields_as_counters() -> None:
+def test_rotation_counters_are_read_at_scrape_time() -> None:
     metrics = Metrics(version="1.2.3")
-    stats = Counters()
-    metrics.watch_stats(stats, "rotation", lambda name: f"help for {name}")
-    stats.hits += 3
+    stats = RotationStats()
+    metrics.watch_rotation(stats)
+    stats.checks += 3
     stats.coalesced += 1
     samples = parse_metrics(metrics.exposition().decode())
-    assert value(samples, "provider_aws_rotation_hits_total") == 3
+    assert value(samples, "provider_aws_rotation_checks_total") == 3
     assert value(samples, "provider_aws_rotation_coalesced_total") == 1
+    assert value(samples, "provider_aws_rotation_polls_total") == 0
     assert value(samples, "provider_aws_build_info", version="1.2.3") == 1
-    names = {name for name, _ in samples}
-    assert not {"provider_aws_rotation_ratio_total", "provider_aws_rotation_flag_total"} & names
-    with pytest.raises(TypeError):
-        StatsCollector(object(), "x", str)
+
+
+def test_identity_cache_callbacks_reach_their_metrics() -> None:
+    metrics = Metrics()
+    stats = IdentityStats()
+    metrics.watch_identity(stats)
+    stats.credential_hit()
+    stats.credential_hit()
+    stats.service_account_joined()
+    stats.kube_gets["nodes"] += 1
+    samples = parse_metrics(metrics.exposition().decode())
+    assert value(samples, "provider_aws_identity_credential_cache_hits_total") == 2
+    assert value(samples, "provider_aws_identity_service_account_calls_coalesced_total") == 1
+    assert value(samples, "provider_aws_identity_credential_calls_coalesced_total") == 0
+    assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes") == 1
 
 
 def test_two_metrics_objects_do_not_share_a_registry() -> None:

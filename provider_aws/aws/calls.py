@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provider_aws.aws.clients import AwsCallError, AwsClients, Credentials
+from provider_aws.aws.clients import AwsCaller, AwsCallError, Credentials
 from provider_aws.cache import SingleFlight, TtlCache
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec
 
@@ -27,7 +27,7 @@ _Key = tuple[str, str, str, str, Hashable]
 class RegionCall:
     """Everything a backend needs to make its calls in one region."""
 
-    clients: AwsClients
+    clients: AwsCaller
     credentials: Credentials
     region: str
     region_index: int

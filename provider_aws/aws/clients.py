@@ -21,12 +21,14 @@ from typing import Any, Protocol
 from aiobotocore.config import AioConfig
 from aiobotocore.credentials import AioCredentials
 from aiobotocore.session import AioSession
+from botocore import UNSIGNED
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 
@@ -34,7 +36,9 @@ from provider_aws.model import SecretText
 from provider_aws.settings import Settings
 
 __all__ = [
+    "THROTTLING_CODES",
     "AwsCallError",
+    "AwsCaller",
     "AwsClients",
     "CallObserver",
     "Credentials",
@@ -42,7 +46,8 @@ __all__ = [
     "tally_requests",
 ]
 
-_THROTTLING_CODES = frozenset(
+# Error codes AWS services (Secrets Manager, SSM, STS) answer when a quota is exceeded.
+THROTTLING_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 )
 
@@ -58,6 +63,14 @@ class Credentials(Protocol):
     def session_token(self) -> SecretText | None: ...
     @property
     def identity(self) -> str: ...
+
+
+class AwsCaller(Protocol):
+    """The AWS call seam: `AwsClients` in the provider, a scripted fake in unit tests."""
+
+    async def call(
+        self, service: str, region: str, credentials: Credentials | None, operation: str, **params: Any
+    ) -> dict[str, Any]: ...
 
 
 class CallObserver(Protocol):
@@ -107,6 +120,15 @@ def _sign_as_caller(request: Any, **_: Any) -> None:
     request.context["signing"] = {**request.context.get("signing", {}), "request_credentials": credentials}
 
 
+def _signing_keys(credentials: Credentials) -> AioCredentials:
+    token = credentials.session_token
+    return AioCredentials(
+        credentials.access_key_id,
+        credentials.secret_access_key.reveal(),
+        token.reveal() if token is not None else None,
+    )
+
+
 def _count_send(**_: Any) -> None:
     tally = _TALLY.get()
     if tally is not None:
@@ -131,7 +153,7 @@ class AwsCallError(Exception):
 
     @property
     def throttled(self) -> bool:
-        return self.code in _THROTTLING_CODES or self.http_status == 429
+        return self.code in THROTTLING_CODES or self.http_status == 429
 
     def __str__(self) -> str:
         return f"{self.service} {self.operation} failed: {self.code}"
@@ -149,11 +171,18 @@ def classify(service: str, operation: str, error: Exception) -> AwsCallError:
             int(status) if status is not None else 0,
             str(info.get("Message") or ""),
         )
+    if isinstance(error, ParamValidationError):
+        # Caught by botocore before sending: the request itself is malformed, like a 400.
+        return AwsCallError(service, operation, "ParamValidationError", 400, "invalid request parameters")
     if isinstance(error, ConnectTimeoutError | ReadTimeoutError):
         return AwsCallError(service, operation, "Timeout", None, "no answer in time")
     if isinstance(error, EndpointConnectionError | ConnectionClosedError):
         return AwsCallError(service, operation, "NetworkError", None, "could not reach the endpoint")
     return AwsCallError(service, operation, type(error).__name__, None, "request failed")
+
+
+# (service, region, signed): unsigned clients never sign, signed ones always sign as their caller.
+_ClientKey = tuple[str, str, bool]
 
 
 @dataclass
@@ -165,15 +194,15 @@ class _Entry:
 
 @dataclass
 class AwsClients:
-    """Bounded pool of open aiobotocore clients, one per (service, region); evicted clients close
-    once no call uses them."""
+    """Bounded pool of open aiobotocore clients, one per (service, region, signed or not); evicted
+    clients close once no call uses them. The one place where AWS clients are configured."""
 
     settings: Settings
     session: AioSession
     observer: CallObserver | None = None
     max_clients: int = 64
-    _clients: OrderedDict[tuple[str, str], _Entry] = field(default_factory=OrderedDict)
-    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    _clients: OrderedDict[_ClientKey, _Entry] = field(default_factory=OrderedDict)
+    _locks: dict[_ClientKey, asyncio.Lock] = field(default_factory=dict)
     _limit: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -184,22 +213,21 @@ class AwsClients:
             read_timeout=self.settings.aws_read_timeout,
             max_pool_connections=max(1, self.settings.max_concurrency),
         )
+        self._unsigned_config = self._config.merge(AioConfig(signature_version=UNSIGNED))
 
     @property
     def open_clients(self) -> int:
         return len(self._clients)
 
     async def call(
-        self, service: str, region: str, credentials: Credentials, operation: str, **params: Any
+        self, service: str, region: str, credentials: Credentials | None, operation: str, **params: Any
     ) -> dict[str, Any]:
-        """Run one AWS operation (e.g. "batch_get_secret_value"); raise AwsCallError on failure."""
-        token = credentials.session_token
-        signing = AioCredentials(
-            credentials.access_key_id,
-            credentials.secret_access_key.reveal(),
-            token.reveal() if token is not None else None,
-        )
-        async with self._lease(service, region) as client, self._limit:
+        """Run one AWS operation (e.g. "batch_get_secret_value"); raise AwsCallError on failure.
+
+        `credentials` None sends the request unsigned (STS AssumeRoleWithWebIdentity: the token is
+        the proof)."""
+        signing = _signing_keys(credentials) if credentials is not None else None
+        async with self._lease((service, region, signing is not None)) as client, self._limit:
             method: Callable[..., Any] = getattr(client, operation)
             signing_as = _SIGN_AS.set(signing)
             try:
@@ -218,15 +246,14 @@ class AwsClients:
             self.observer.aws_call(service, operation, outcome)
 
     @asynccontextmanager
-    async def _lease(self, service: str, region: str) -> AsyncIterator[Any]:
-        key = (service, region)
+    async def _lease(self, key: _ClientKey) -> AsyncIterator[Any]:
         entry = self._clients.get(key)
         if entry is None:
             lock = self._locks.setdefault(key, asyncio.Lock())
             async with lock:
                 entry = self._clients.get(key)
                 if entry is None:
-                    entry = _Entry(await self._open(service, region))
+                    entry = _Entry(await self._open(*key))
                     self._clients[key] = entry
                     await self._evict()
             self._locks.pop(key, None)
@@ -240,16 +267,17 @@ class AwsClients:
             if entry.retired and entry.leases == 0:
                 await entry.client.close()
 
-    async def _open(self, service: str, region: str) -> Any:
+    async def _open(self, service: str, region: str, signed: bool) -> Any:
         creator = self.session.create_client(
             service,
             region_name=region,
             aws_access_key_id=_PLACEHOLDER_KEY,
             aws_secret_access_key=_PLACEHOLDER_KEY,
-            config=self._config,
+            config=self._config if signed else self._unsigned_config,
         )
         client = await creator.__aenter__()
-        client.meta.events.register("before-sign", _sign_as_caller)
+        if signed:
+            client.meta.events.register("before-sign", _sign_as_caller)
         client.meta.events.register("before-send", _count_send)
         return client
 

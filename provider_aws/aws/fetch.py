@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from provider_aws.aws.calls import RegionCall, RegionOutcome, RotationStats, SharedCalls
-from provider_aws.aws.clients import AwsCallError, AwsClients, Credentials
+from provider_aws.aws.clients import AwsCaller, AwsCallError, Credentials
 from provider_aws.aws.rotation import check_secrets
 from provider_aws.aws.secretsmanager import BatchRefusals, fetch_secrets
 from provider_aws.aws.ssm import fetch_parameters
@@ -42,7 +42,7 @@ def _all_regions_failed(pending: list[tuple[ObjectSpec, AwsCallError]], regions:
 
 @dataclass
 class Fetcher:
-    clients: AwsClients
+    clients: AwsCaller
     refusals: BatchRefusals
     # Every AWS call goes through it; a window of 0 shares nothing but still counts.
     shared: SharedCalls

@@ -29,6 +29,7 @@ import yaml
 from grpclib import GRPCError
 from grpclib.client import Channel
 
+from provider_aws import attributes
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, File, MountRequest, MountResponse
 from provider_aws.request.manifest import manifest_problems
 from provider_aws.request.paths import path_problem
@@ -122,29 +123,29 @@ def _token_expiry(token: str) -> str:
 
 def build_request(spc: SecretProviderClass, options: MountOptions) -> MountRequest:
     """The MountRequest the driver sends for a pod using `spc` in an inline volume at `options.target`."""
-    attributes = dict(spc.parameters)
-    attributes.update(
+    parameters = dict(spc.parameters)
+    parameters.update(
         {
-            "secretProviderClass": spc.name,
-            "csi.storage.k8s.io/pod.name": options.pod,
-            "csi.storage.k8s.io/pod.namespace": options.namespace,
-            "csi.storage.k8s.io/pod.uid": options.pod_uid or str(uuid.uuid4()),
-            "csi.storage.k8s.io/serviceAccount.name": options.service_account,
-            "csi.storage.k8s.io/ephemeral": "true",
+            attributes.SECRET_PROVIDER_CLASS: spc.name,
+            attributes.POD_NAME: options.pod,
+            attributes.POD_NAMESPACE: options.namespace,
+            attributes.POD_UID: options.pod_uid or str(uuid.uuid4()),
+            attributes.SERVICE_ACCOUNT: options.service_account,
+            attributes.EPHEMERAL: "true",
         }
     )
     tokens = {
         audience: {"token": token, "expirationTimestamp": _token_expiry(token)}
         for audience, token in (
-            ("sts.amazonaws.com", options.sts_token),
-            ("pods.eks.amazonaws.com", options.pod_identity_token),
+            (attributes.IRSA_AUDIENCE, options.sts_token),
+            (attributes.POD_IDENTITY_AUDIENCE, options.pod_identity_token),
         )
         if token
     }
     if tokens:
-        attributes["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(tokens)
+        parameters[attributes.TOKENS] = json.dumps(tokens)
     return MountRequest(
-        attributes=json.dumps(attributes),
+        attributes=json.dumps(parameters),
         secrets="null" if options.secrets is None else json.dumps(dict(options.secrets)),
         target_path=str(options.target),
         permission=json.dumps(options.permission),

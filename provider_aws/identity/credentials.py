@@ -12,25 +12,19 @@ token, because the role's trust policy decides per ServiceAccount.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import botocore
 import structlog
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from provider_aws.attributes import IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, TOKENS
+from provider_aws.aws.clients import AwsCaller, AwsCallError
 from provider_aws.cache import CachingLoader, Clock
 from provider_aws.errors import AccessDeniedError, PreconditionError, UnavailableError
 from provider_aws.identity.kube import KubeApi
@@ -39,8 +33,6 @@ from provider_aws.model import MountPlan, PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
 
 __all__ = [
-    "IRSA_AUDIENCE",
-    "POD_IDENTITY_AUDIENCE",
     "ROLE_ARN_ANNOTATION",
     "AwsCredentials",
     "IdentityProvider",
@@ -48,15 +40,10 @@ __all__ = [
     "role_session_name",
 ]
 
-IRSA_AUDIENCE = "sts.amazonaws.com"
-POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
-TOKENS_ATTRIBUTE = "csi.storage.k8s.io/serviceAccount.tokens"
 
 _log = structlog.get_logger(__name__)
-_THROTTLING = frozenset(
-    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
-)
+_STS_ASSUME = "assume_role_with_web_identity"
 # STS RoleSessionName: 2 to 64 characters of [\w+=,.@-].
 _SESSION_NAME_MAX = 64
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)
@@ -89,13 +76,18 @@ class IdentityStats:
     service_account_cache_hits: int = 0
     service_account_calls_coalesced: int = 0
 
-    def bump(self, counter: str) -> Callable[[], None]:
-        """A callback adding one to the int field `counter`."""
+    # Callbacks for the caches below: one per counter, so the counters stay plain typed fields.
+    def credential_hit(self) -> None:
+        self.credential_cache_hits += 1
 
-        def add() -> None:
-            setattr(self, counter, getattr(self, counter) + 1)
+    def credential_joined(self) -> None:
+        self.credential_calls_coalesced += 1
 
-        return add
+    def service_account_hit(self) -> None:
+        self.service_account_cache_hits += 1
+
+    def service_account_joined(self) -> None:
+        self.service_account_calls_coalesced += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +107,10 @@ def role_session_name(pod: PodInfo) -> str:
 def _require_token(plan: MountPlan, audience: str) -> SecretText:
     fix = f'add {{"audience": "{audience}"}} to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io'
     if plan.tokens is None:
-        raise PreconditionError(f"the mount request has no {TOKENS_ATTRIBUTE} attribute: {fix}")
+        raise PreconditionError(f"the mount request has no {TOKENS} attribute: {fix}")
     token = plan.token_for(audience)
     if token is None:
-        raise PreconditionError(f"{TOKENS_ATTRIBUTE} holds no token for audience {audience}: {fix}")
+        raise PreconditionError(f"{TOKENS} holds no token for audience {audience}: {fix}")
     return token
 
 
@@ -128,42 +120,34 @@ def _ttl(expiration: datetime | None, margin: float) -> float:
     return (expiration - datetime.now(UTC)).total_seconds() - margin
 
 
-def _redact(text: str, token: SecretText) -> str:
-    secret = token.reveal()
-    return text.replace(secret, "<redacted>") if secret else text
-
-
 class IdentityProvider:
     def __init__(
         self,
         settings: Settings,
-        session: AioSession,
+        clients: AwsCaller,
         kube: KubeApi,
         *,
         stats: IdentityStats | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._session = session
+        self._clients = clients
         self._kube = kube
         self.stats = stats if stats is not None else IdentityStats()
         size = settings.credential_cache_size
         self._credentials: CachingLoader[tuple[str, str], AwsCredentials] = CachingLoader(
             size,
             clock,
-            on_hit=self.stats.bump("credential_cache_hits"),
-            on_join=self.stats.bump("credential_calls_coalesced"),
+            on_hit=self.stats.credential_hit,
+            on_join=self.stats.credential_joined,
         )
         self._accounts: CachingLoader[tuple[str, str], _Account] = CachingLoader(
             size,
             clock,
-            on_hit=self.stats.bump("service_account_cache_hits"),
-            on_join=self.stats.bump("service_account_calls_coalesced"),
+            on_hit=self.stats.service_account_hit,
+            on_join=self.stats.service_account_joined,
         )
         self._agent = PodIdentityAgent(settings, self.stats.agent_calls)
-        self._sts_clients: dict[str, Any] = {}
-        self._sts_lock = asyncio.Lock()
-        self._exit = AsyncExitStack()
         # Keys the fingerprint of static credentials; never leaves the process.
         self._fingerprint_key = secrets.token_bytes(32)
 
@@ -237,44 +221,23 @@ class IdentityProvider:
             )
         return account.role_arn
 
-    async def _sts(self, region: str) -> Any:
-        async with self._sts_lock:
-            client = self._sts_clients.get(region)
-            if client is None:
-                config = AioConfig(
-                    retries={
-                        "mode": "standard",
-                        "total_max_attempts": max(1, self._settings.aws_max_attempts),
-                    },
-                    signature_version=botocore.UNSIGNED,
-                    connect_timeout=self._settings.aws_connect_timeout,
-                    read_timeout=self._settings.aws_read_timeout,
-                )
-                creator = self._session.create_client("sts", region_name=region, config=config)
-                client = await self._exit.enter_async_context(creator)
-                self._sts_clients[region] = client
-            return client
-
     async def _assume(
         self, role_arn: str, token: SecretText, region: str, pod: PodInfo, identity: str
     ) -> AwsCredentials:
         who = f"role {role_arn} for service account {pod.service_account} (namespace: {pod.namespace})"
+        self.stats.sts_calls[region] += 1
         try:
-            client = await self._sts(region)
-            self.stats.sts_calls[region] += 1
-            answer = await client.assume_role_with_web_identity(
-                RoleArn=role_arn, RoleSessionName=role_session_name(pod), WebIdentityToken=token.reveal()
+            answer = await self._clients.call(
+                "sts",
+                region,
+                None,
+                _STS_ASSUME,
+                RoleArn=role_arn,
+                RoleSessionName=role_session_name(pod),
+                WebIdentityToken=token.reveal(),
             )
-        except ClientError as error:
+        except AwsCallError as error:
             raise _sts_error(error, who, region, token) from None
-        except ParamValidationError:
-            raise PreconditionError(
-                f"STS cannot assume {who}: the {ROLE_ARN_ANNOTATION} annotation or the token is malformed"
-            ) from None
-        except BotoCoreError as error:
-            raise UnavailableError(
-                f"STS in {region} is unreachable while assuming {who} ({type(error).__name__})"
-            ) from None
         found = answer["Credentials"]
         _log.debug("sts exchange", identity=identity, region=region)
         return AwsCredentials(
@@ -289,17 +252,17 @@ class IdentityProvider:
         await self._credentials.close()
         await self._accounts.close()
         await self._agent.close()
-        async with self._sts_lock:
-            self._sts_clients.clear()
-            await self._exit.aclose()
 
 
-def _sts_error(error: ClientError, who: str, region: str, token: SecretText) -> Exception:
-    info = error.response.get("Error", {})
-    code = str(info.get("Code") or "Unknown")
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    detail = _redact(str(info.get("Message") or ""), token)[:200]
-    text = f"STS in {region} refused to assume {who}: {code}" + (f" ({detail})" if detail else "")
-    if status >= 500 or status == 429 or code in _THROTTLING or code == "IDPCommunicationError":
+def _sts_error(error: AwsCallError, who: str, region: str, token: SecretText) -> Exception:
+    if error.code == "ParamValidationError":
+        return PreconditionError(
+            f"STS cannot assume {who}: the {ROLE_ARN_ANNOTATION} annotation or the token is malformed"
+        )
+    if error.http_status is None:
+        return UnavailableError(f"STS in {region} is unreachable while assuming {who} ({error.code})")
+    detail = token.redact_in(error.detail)[:200]
+    text = f"STS in {region} refused to assume {who}: {error.code}" + (f" ({detail})" if detail else "")
+    if error.retriable or error.throttled or error.code == "IDPCommunicationError":
         return UnavailableError(text)
     return AccessDeniedError(text + "; check the role's trust policy for this ServiceAccount")

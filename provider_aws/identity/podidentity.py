@@ -135,8 +135,5 @@ def _detail(body: str, token: SecretText) -> str:
             text = data["message"]
     except (ValueError, RecursionError):
         pass
-    secret = token.reveal()
-    if secret:
-        text = text.replace(secret, "<redacted>")
-    text = " ".join(text.split())
+    text = " ".join(token.redact_in(text).split())
     return text[:_DETAIL_LIMIT]

@@ -26,17 +26,16 @@ from typing import Any
 
 import structlog
 
-from provider_aws.model import SecretBytes, SecretText
+from provider_aws.model import REDACTED, SecretBytes, SecretText
 
 __all__ = ["REDACTED", "configure_logging", "redact", "redact_event", "redact_text"]
 
-REDACTED = "[redacted]"
 _MAX_DEPTH = 8
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _PAIR = re.compile(
     r"(?i)([\w.-]{0,64}(?:authorization|token|secret|password|accesskey)[\w.-]{0,64})"
     r"(['\"]?\s*[:=]\s*(?:b?['\"])?)"
-    r"(?!\[redacted\])[^\s'\",}\]]+"
+    rf"(?!{re.escape(REDACTED)})[^\s'\",}}\]]+"
 )
 _PAIR_WORDS = ("authorization", "token", "secret", "password", "accesskey")
 _AWS_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")

@@ -9,9 +9,7 @@ an object name or a value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import fields, is_dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping
 
 from grpclib import Status
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,7 +20,7 @@ from provider_aws import __version__
 from provider_aws.aws.calls import RotationStats
 from provider_aws.identity.credentials import IdentityStats
 
-__all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "StatsCollector"]
+__all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "RotationCollector"]
 
 PREFIX = "provider_aws_"
 # A Mount answers from cache in milliseconds, from AWS in tens to hundreds, and the driver's
@@ -30,82 +28,98 @@ PREFIX = "provider_aws_"
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-_ROTATION_HELP = {
-    "checks": "Secrets Manager objects whose version a rotation poll decided.",
-    "changed": "Objects whose version to serve differed from the mounted one.",
-    "value_cache_hits": "Secret values answered from the value cache.",
-    "value_cache_misses": "Secret values looked up in the value cache and not found.",
-    "coalesced": "AWS calls answered by an identical call in flight or within the coalesce window.",
-    "fetches": "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
-    "describes": "DescribeSecret requests sent to AWS.",
-    "polls": "Mounts that carried the versions mounted before (rotation polls).",
-}
+def _counter(name: str, help_text: str, value: int) -> CounterMetricFamily:
+    return CounterMetricFamily(f"{PREFIX}{name}", help_text, value=value)
 
 
-_IDENTITY_KNOWN = frozenset({"kube_gets", "sts_calls", "agent_calls", "credential_requests"})
+def _labelled(name: str, help_text: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(f"{PREFIX}{name}", help_text, labels=[label])
+    for key, count in sorted(counts.items()):
+        family.add_metric([key], count)
+    return family
 
 
 class IdentityCollector(Collector):
-    """Counters read from `IdentityStats` when scraped."""
+    """The identity layer's counters, read from its live `IdentityStats` when scraped."""
 
     def __init__(self, stats: IdentityStats) -> None:
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        kube = CounterMetricFamily(
-            f"{PREFIX}kubernetes_requests",
-            "Kubernetes API GET requests, by resource.",
-            labels=["resource"],
+        stats = self._stats
+        yield _labelled(
+            "kubernetes_requests", "Kubernetes API GET requests, by resource.", "resource", stats.kube_gets
         )
-        for resource, count in sorted(self._stats.kube_gets.items()):
-            kube.add_metric([resource], count)
-        yield kube
-        sts = CounterMetricFamily(
-            f"{PREFIX}sts_requests",
+        yield _labelled(
+            "sts_requests",
             "STS AssumeRoleWithWebIdentity calls (IRSA), by region.",
-            labels=["region"],
+            "region",
+            stats.sts_calls,
         )
-        for region, count in sorted(self._stats.sts_calls.items()):
-            sts.add_metric([region], count)
-        yield sts
-        agent = CounterMetricFamily(
-            f"{PREFIX}pod_identity_agent_requests",
+        yield _labelled(
+            "pod_identity_agent_requests",
             "Requests to the EKS Pod Identity agent, by address family.",
-            labels=["family"],
+            "family",
+            stats.agent_calls,
         )
-        for family, count in sorted(self._stats.agent_calls.items()):
-            agent.add_metric([family], count)
-        yield agent
-        yield CounterMetricFamily(
-            f"{PREFIX}credential_requests",
+        yield _counter(
+            "credential_requests",
             "Credentials asked of the identity layer (cache hits, coalesced and new exchanges alike).",
-            value=self._stats.credential_requests,
+            stats.credential_requests,
+        )
+        yield _counter(
+            "identity_credential_cache_hits",
+            "Credentials answered from the credential cache.",
+            stats.credential_cache_hits,
+        )
+        yield _counter(
+            "identity_credential_calls_coalesced",
+            "Credential requests that joined an identical exchange in flight.",
+            stats.credential_calls_coalesced,
+        )
+        yield _counter(
+            "identity_service_account_cache_hits",
+            "ServiceAccount look-ups answered from the cache.",
+            stats.service_account_cache_hits,
+        )
+        yield _counter(
+            "identity_service_account_calls_coalesced",
+            "ServiceAccount look-ups that joined an identical look-up in flight.",
+            stats.service_account_calls_coalesced,
         )
 
 
-class StatsCollector(Collector):
-    """Counters read at scrape time from a dataclass of int fields (e.g. the rotation stats).
+class RotationCollector(Collector):
+    """The AWS layer's rotation and sharing counters, read from its live `RotationStats`."""
 
-    Every int field `name` not in `skip` becomes `provider_aws_<prefix>_<name>_total`; other
-    fields are skipped.
-    """
-
-    def __init__(
-        self, stats: Any, prefix: str, describe: Callable[[str], str], skip: frozenset[str] = frozenset()
-    ) -> None:
-        if not is_dataclass(stats):
-            raise TypeError("StatsCollector reads a dataclass instance")
+    def __init__(self, stats: RotationStats) -> None:
         self._stats = stats
-        self._prefix = prefix
-        self._describe = describe
-        self._skip = skip
 
     def collect(self) -> Iterator[Metric]:
-        for item in fields(self._stats):
-            value = getattr(self._stats, item.name)
-            if item.name not in self._skip and isinstance(value, int) and not isinstance(value, bool):
-                name = f"{PREFIX}{self._prefix}_{item.name}"
-                yield CounterMetricFamily(name, self._describe(item.name), value=value)
+        stats = self._stats
+        for name, help_text, value in (
+            ("checks", "Secrets Manager objects whose version a rotation poll decided.", stats.checks),
+            ("changed", "Objects whose version to serve differed from the mounted one.", stats.changed),
+            ("value_cache_hits", "Secret values answered from the value cache.", stats.value_cache_hits),
+            (
+                "value_cache_misses",
+                "Secret values looked up in the value cache and not found.",
+                stats.value_cache_misses,
+            ),
+            (
+                "coalesced",
+                "AWS calls answered by an identical call in flight or within the coalesce window.",
+                stats.coalesced,
+            ),
+            (
+                "fetches",
+                "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
+                stats.fetches,
+            ),
+            ("describes", "DescribeSecret requests sent to AWS.", stats.describes),
+            ("polls", "Mounts that carried the versions mounted before (rotation polls).", stats.polls),
+        ):
+            yield _counter(f"rotation_{name}", help_text, value)
 
 
 class Metrics:
@@ -162,21 +176,9 @@ class Metrics:
 
     def watch_identity(self, stats: IdentityStats) -> None:
         self.registry.register(IdentityCollector(stats))
-        # Its other counters (cache hits, joined calls) as provider_aws_identity_<name>_total.
-        self.registry.register(
-            StatsCollector(
-                stats, "identity", lambda name: f"Identity layer counter {name}.", skip=_IDENTITY_KNOWN
-            )
-        )
 
     def watch_rotation(self, stats: RotationStats) -> None:
-        """`provider_aws_rotation_<counter>_total` for every counter of the rotation layer."""
-        self.watch_stats(
-            stats, "rotation", lambda name: _ROTATION_HELP.get(name, f"Rotation counter {name}.")
-        )
-
-    def watch_stats(self, stats: Any, prefix: str, describe: Callable[[str], str]) -> None:
-        self.registry.register(StatsCollector(stats, prefix, describe))
+        self.registry.register(RotationCollector(stats))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from grpclib import Status
 
+from provider_aws.attributes import POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT
 from provider_aws.aws.clients import RequestTally, tally_requests
 from provider_aws.model import MountInput, MountResult
 from provider_aws.ops.metrics import Metrics
@@ -28,11 +29,6 @@ from provider_aws.rpc.service import MountHandler
 __all__ = ["MOUNT_EVENT", "LoggedHandler", "MountRecord", "Observer"]
 
 MOUNT_EVENT = "mount"
-_POD_KEYS = {
-    "pod": "csi.storage.k8s.io/pod.name",
-    "namespace": "csi.storage.k8s.io/pod.namespace",
-    "service_account": "csi.storage.k8s.io/serviceAccount.name",
-}
 # Names longer than Kubernetes allows are cut: a malformed request cannot flood the log.
 _MAX_NAME = 253
 
@@ -55,19 +51,22 @@ class MountRecord:
 _RECORD: contextvars.ContextVar[MountRecord | None] = contextvars.ContextVar("mount_record", default=None)
 
 
-def _pod_fields(attributes: str) -> dict[str, str]:
+def _record_pod(record: MountRecord, attributes: str) -> None:
+    """Who the Mount is for, read leniently: the access line is written for malformed requests too."""
     try:
         parsed: Any = json.loads(attributes)
     except (ValueError, RecursionError):
-        return {}
+        return
     if not isinstance(parsed, dict):
-        return {}
-    found = {}
-    for name, key in _POD_KEYS.items():
+        return
+
+    def named(key: str) -> str | None:
         value = parsed.get(key)
-        if isinstance(value, str) and value:
-            found[name] = value[:_MAX_NAME]
-    return found
+        return value[:_MAX_NAME] if isinstance(value, str) and value else None
+
+    record.pod = named(POD_NAME)
+    record.namespace = named(POD_NAMESPACE)
+    record.service_account = named(SERVICE_ACCOUNT)
 
 
 @dataclass
@@ -80,8 +79,7 @@ class LoggedHandler:
         record = _RECORD.get()
         if record is None:  # called outside the server (no observer): nothing to record
             return await self.handler.mount(request)
-        for name, value in _pod_fields(request.attributes).items():
-            setattr(record, name, value)
+        _record_pod(record, request.attributes)
         async with tally_requests() as tally:
             record.tally = tally
             result = await self.handler.mount(request)

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 
+from provider_aws.attributes import POD_NAME, POD_NAMESPACE, POD_UID, SERVICE_ACCOUNT, TOKENS
 from provider_aws.errors import ConfigError
 from provider_aws.model import (
     AddressPreference,
@@ -33,7 +34,7 @@ from provider_aws.request.objects import (
     quote,
 )
 from provider_aws.request.paths import PathError, parse_translation
-from provider_aws.request.tokens import TOKENS_ATTRIBUTE, TokenError, parse_tokens
+from provider_aws.request.tokens import TokenError, parse_tokens
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -42,11 +43,6 @@ __all__ = [
     "parse_mount_request",
     "validate_parameters",
 ]
-
-POD_NAME = "csi.storage.k8s.io/pod.name"
-POD_NAMESPACE = "csi.storage.k8s.io/pod.namespace"
-POD_UID = "csi.storage.k8s.io/pod.uid"
-SERVICE_ACCOUNT = "csi.storage.k8s.io/serviceAccount.name"
 
 # Go's strconv.ParseBool spellings.
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -91,7 +87,7 @@ def _parameters(
     for key, value in parameters.items():
         if isinstance(value, str):
             text[key] = value
-        elif key != TOKENS_ATTRIBUTE:
+        elif key != TOKENS:
             problems.append(f"parameter {quote(str(key))} must be a string")
     region = _region(text, "region", problems)
     failover = _region(text, "failoverRegion", problems)
@@ -240,10 +236,10 @@ def parse_mount_request(
     mode = _permission(request.permission, problems)
     static = _static_credentials(request.secrets, problems)
     attributes = _attributes(request.attributes, limits, problems)
-    raw_tokens = attributes.get(TOKENS_ATTRIBUTE)
+    raw_tokens = attributes.get(TOKENS)
     tokens = None
     if raw_tokens is not None and not isinstance(raw_tokens, str):
-        problems.append(f"{TOKENS_ATTRIBUTE} must be a string holding JSON")
+        problems.append(f"{TOKENS} must be a string holding JSON")
     else:
         try:
             tokens = parse_tokens(raw_tokens)

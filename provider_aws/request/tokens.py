@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 
+from provider_aws.attributes import TOKENS
 from provider_aws.model import SecretText
 
-__all__ = ["TOKENS_ATTRIBUTE", "TokenError", "parse_tokens"]
-
-TOKENS_ATTRIBUTE = "csi.storage.k8s.io/serviceAccount.tokens"
+__all__ = ["TokenError", "parse_tokens"]
 
 
 class TokenError(ValueError):
@@ -28,15 +27,15 @@ def parse_tokens(value: str | None) -> tuple[tuple[str, SecretText], ...] | None
         document = json.loads(value)
     except (ValueError, RecursionError):
         # The decoder's message may quote the document, which holds tokens: say only where.
-        raise TokenError(f"{TOKENS_ATTRIBUTE} is not valid JSON") from None
+        raise TokenError(f"{TOKENS} is not valid JSON") from None
     if not isinstance(document, dict):
-        raise TokenError(f"{TOKENS_ATTRIBUTE} must be a JSON object of audience -> token")
+        raise TokenError(f"{TOKENS} must be a JSON object of audience -> token")
     tokens: list[tuple[str, SecretText]] = []
     for audience, entry in document.items():
         if not isinstance(entry, dict):
-            raise TokenError(f"{TOKENS_ATTRIBUTE}: the entry for audience {audience!r} must be an object")
+            raise TokenError(f"{TOKENS}: the entry for audience {audience!r} must be an object")
         token = entry.get("token")
         if not isinstance(token, str):
-            raise TokenError(f'{TOKENS_ATTRIBUTE}: the entry for audience {audience!r} has no string "token"')
+            raise TokenError(f'{TOKENS}: the entry for audience {audience!r} has no string "token"')
         tokens.append((audience, SecretText(token)))
     return tuple(tokens)

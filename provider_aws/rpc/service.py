@@ -22,10 +22,8 @@ from grpclib.const import Handler
 from provider_aws import DISTRIBUTION, __version__
 from provider_aws._proto.v1alpha1 import (
     CsiDriverProviderBase,
-    File,
     MountRequest,
     MountResponse,
-    ObjectVersion,
     VersionRequest,
     VersionResponse,
 )
@@ -132,15 +130,6 @@ def _outcome_of(status: Status) -> Outcome:
     return Outcome.ERROR
 
 
-def _to_response(result: MountResult) -> MountResponse:
-    return MountResponse(
-        object_version=[ObjectVersion(id=item.id, version=item.version) for item in result.versions],
-        files=[
-            File(path=item.path, mode=item.mode, contents=item.contents.reveal()) for item in result.files
-        ],
-    )
-
-
 class ProviderService(CsiDriverProviderBase):
     """Version and Mount; counts Mounts in flight so that the server can drain them."""
 
@@ -184,8 +173,12 @@ class ProviderService(CsiDriverProviderBase):
         )
 
     async def mount(self, mount_request: MountRequest) -> MountResponse:
-        """Mount without a stream (direct calls): runs under the default timeout."""
-        return _to_response(await self._call_handler(mount_input(mount_request), None))
+        """Mount without a stream (direct calls): runs under the default timeout.
+
+        The reply is encoded once, by the wire codec the socket uses, and read back as the
+        generated class this signature promises."""
+        result = await self._call_handler(mount_input(mount_request), None)
+        return MountResponse().parse(self.wire.response(result).SerializeToString())
 
     def __mapping__(self) -> dict[str, Handler]:
         # The generated Mount entry calls `mount(request)`, which cannot see the

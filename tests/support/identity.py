@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiobotocore.session import get_session
 
+from provider_aws.aws.clients import AwsClients
+from provider_aws.identity.credentials import IdentityProvider
+from provider_aws.identity.kube import KubeApi
 from provider_aws.model import (
     AddressPreference,
     MountPlan,
@@ -20,6 +25,7 @@ from provider_aws.model import (
     SecretText,
     StaticCredentials,
 )
+from provider_aws.settings import Settings
 from tests.support.kubeapi import FakeKubeApi
 
 IRSA = "sts.amazonaws.com"
@@ -80,3 +86,17 @@ def served_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield server
     finally:
         server.stop()
+
+
+@asynccontextmanager
+async def identity_provider(
+    settings: Settings, kube: KubeApi, **options: Any
+) -> AsyncIterator[IdentityProvider]:
+    """An IdentityProvider with AWS clients of its own (STS), both closed on leaving."""
+    clients = AwsClients(settings, get_session())
+    identities = IdentityProvider(settings, clients, kube, **options)
+    try:
+        yield identities
+    finally:
+        await identities.close()
+        await clients.close()

@@ -39,10 +39,10 @@ from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
 from moto.sts.models import sts_backends
 
+from provider_aws.attributes import TOKENS
 from provider_aws.errors import ProviderError
 from provider_aws.model import SecretBytes, SecretText
 from provider_aws.ops.metrics import Metrics
-from provider_aws.request.tokens import TOKENS_ATTRIBUTE
 from tests.support import grpc_clients, identity, serveproc
 from tests.support.podagent import AgentState
 
@@ -236,7 +236,7 @@ def _binary(stored: str | bytes) -> bytes:
 def add_request_credentials(scan: LeakScan, attributes: str, secrets: str) -> None:
     """The service-account tokens in `attributes` and every value in `secrets` (static credentials)."""
     try:
-        tokens = json.loads(json.loads(attributes).get(TOKENS_ATTRIBUTE, "null"))
+        tokens = json.loads(json.loads(attributes).get(TOKENS, "null"))
     except (ValueError, TypeError, AttributeError, RecursionError):
         tokens = None
     if isinstance(tokens, dict):
