@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck proto demo bench clean image image-test
+.PHONY: install test lint typecheck proto demo bench clean image image-test architecture
 
 install: $(STAMP)
 
@@ -24,6 +24,9 @@ test: install lint
 
 proto: install
 	$(BIN)/python protos/generate.py provider_aws/_proto
+
+architecture: install
+	$(BIN)/python scripts/architecture.py --write
 
 demo: install
 	$(BIN)/python -m demo

@@ -33,6 +33,13 @@ def _plugin() -> Path:
     return Path(located)
 
 
+# The package's docstring (the README's architecture diagram reads it); protoc leaves it empty.
+PACKAGE_DOC = (
+    '"""Generated from protos/ by `make proto`: the driver\'s v1alpha1 service as betterproto classes, '
+    'and its descriptor set"""\n'
+)
+
+
 def generate(out: Path) -> None:
     """Replace `out` with freshly generated code and descriptor set."""
     sources = sorted(str(path) for path in PROTO_ROOT.rglob("*.proto"))
@@ -49,6 +56,7 @@ def generate(out: Path) -> None:
         ]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed; see the messages above")
+        (staged / "__init__.py").write_text(PACKAGE_DOC)
         if out.exists():
             shutil.rmtree(out)
         shutil.copytree(staged, out)

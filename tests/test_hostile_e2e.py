@@ -2,7 +2,7 @@
 
 The provider runs in-process as `provider-aws serve` composes it, against moto (through the counting
 proxy) and a local Kubernetes API; requests go over the Unix socket with grpcio, as the driver sends
-them. Generated requests reuse the parser's property strategies (tests/test_parse_properties.py) and
+them. Generated requests reuse the parser's property strategies (tests/request/test_parse_properties.py) and
 add hostile file names: `..`, absolute paths, `a/../../b`, backslashes, NUL and control characters,
 over-long names and look-alikes of `/` and `.` (U+2215, U+2044, U+FF0F, U+FF0E, U+2025).
 
@@ -33,13 +33,13 @@ from provider_aws.cli.mount import check_response
 from provider_aws.request.paths import find_conflicts, path_problem
 from provider_aws.settings import Settings
 from tests.conftest import seed_client
+from tests.request.test_parse_properties import attributes as any_attributes
+from tests.request.test_parse_properties import current_versions, permissions
+from tests.request.test_parse_properties import secrets as any_secrets
 from tests.support.awsproxy import ProxyState
 from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from tests.support.identity import served_cluster
 from tests.support.requests import REGION, STATIC, pod_attributes
-from tests.test_parse_properties import attributes as any_attributes
-from tests.test_parse_properties import current_versions, permissions
-from tests.test_parse_properties import secrets as any_secrets
 
 NODE = "hostile-node"
 TARGET = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"

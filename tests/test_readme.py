@@ -12,6 +12,8 @@ import ast
 import asyncio
 import inspect
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -188,3 +190,17 @@ def test_links_to_the_security_policy_and_names_the_license(readme: str) -> None
     assert "(SECURITY.md)" in readme
     assert (ROOT / "SECURITY.md").is_file()
     assert "Apache License 2.0" in readme
+
+
+def test_the_architecture_diagram_is_generated_from_the_current_code(readme: str) -> None:
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "architecture.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert script.stdout.strip() in readme, "run `make architecture` to regenerate the README's diagram"
+    # Every part of the package shows up in it, in the order a Mount meets them.
+    for part in ("rpc/", "mount.py", "request/", "identity/", "aws/", "answer.py"):
+        assert f" {part} " in script.stdout

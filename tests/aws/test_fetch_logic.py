@@ -1,6 +1,6 @@
 """Fetch decisions through the AWS call seam, without moto: which requests a plan's objects become,
 and when the failover region is asked. Every request is recorded by `FakeAws`; an unscripted one
-fails the test. (Against moto's real server: tests/test_fetch.py.)"""
+fails the test. (Against moto's real server: tests/aws/test_fetch.py.)"""
 
 from __future__ import annotations
 

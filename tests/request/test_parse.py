@@ -18,7 +18,7 @@ from provider_aws.request.parse import (
     validate_parameters,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 TARGET = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"
 SM = ObjectType.SECRETS_MANAGER
 SSM = ObjectType.SSM_PARAMETER

@@ -12,7 +12,7 @@ from google.protobuf import descriptor_pb2
 
 from provider_aws.rpc.reflection import load_descriptor_set
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "provider_aws" / "_proto"
 F = descriptor_pb2.FieldDescriptorProto
 
