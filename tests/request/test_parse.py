@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from provider_aws import attributes as driver
 from provider_aws.errors import ConfigError
 from provider_aws.model import AddressPreference, MountInput, MountPlan, ObjectRef, ObjectType, SecretText
 from provider_aws.request.parse import (
@@ -36,10 +37,10 @@ def make_request(
     current: tuple[tuple[str, str], ...] = (),
 ) -> MountInput:
     attributes = {
-        "csi.storage.k8s.io/pod.name": "web-0",
-        "csi.storage.k8s.io/pod.namespace": "shop",
-        "csi.storage.k8s.io/pod.uid": "uid-1",
-        "csi.storage.k8s.io/serviceAccount.name": "web",
+        driver.POD_NAME: "web-0",
+        driver.POD_NAMESPACE: "shop",
+        driver.POD_UID: "uid-1",
+        driver.SERVICE_ACCOUNT: "web",
         **(params or {}),
     }
     return MountInput(json.dumps(attributes), secrets, target_path, permission, current)
