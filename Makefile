@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck proto demo bench clean image image-test architecture
+.PHONY: install test lint typecheck proto demo bench clean image image-test architecture helm chart
 
 install: $(STAMP)
 
@@ -19,8 +19,23 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+test: install lint helm
+	PROVIDER_HELM=$(HELM) $(BIN)/python -m pytest -q -p no:cacheprovider
+
+# helm, built from the Go module proxy into build/bin (pinned here only; kept between runs).
+HELM_VERSION := v3.22.0
+HELM := $(CURDIR)/build/bin/helm
+CHART := charts/secrets-store-csi-provider-aws
+
+helm: $(HELM)
+
+$(HELM):
+	GOBIN=$(CURDIR)/build/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+# The chart archive, build/secrets-store-csi-provider-aws-VERSION.tgz.
+chart: helm
+	$(HELM) lint --strict $(CHART)
+	$(HELM) package $(CHART) --destination build
 
 proto: install
 	$(BIN)/python protos/generate.py provider_aws/_proto

@@ -1,13 +1,29 @@
-"""`provider-aws serve` configuration: flags over environment variables, pure."""
+"""`provider-aws serve` configuration: flags over environment variables, pure.
+
+The Go provider's flags are accepted too, with its meaning, so that its Helm chart, its installer
+manifest and the EKS add-on can run this image with the args they render (see `_add_go_flags`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Settings", "add_serve_arguments", "parse_args", "settings_from_namespace"]
+from provider_aws import DISTRIBUTION, __version__
+
+__all__ = [
+    "GO_FLAGS",
+    "Settings",
+    "add_serve_arguments",
+    "go_duration",
+    "go_style_args",
+    "parse_args",
+    "settings_from_namespace",
+]
 
 DEFAULT_SOCKET_DIR = "/var/run/secrets-store-csi-providers"
 SOCKET_NAME = "aws.sock"
@@ -41,10 +57,22 @@ class Settings:
     default_mount_timeout: float = 60.0
     aws_region: str | None = None
     node_name: str | None = None
+    # The Go provider's flags that change nothing here, kept to say so at start-up (None: not given).
+    driver_writes_secrets: bool | None = None
+    kube_qps: int | None = None
+    kube_burst: int | None = None
+    # Reported in the user agent of every AWS request, as the Go provider does.
+    eks_addon_version: str = ""
 
     @property
     def socket_path(self) -> Path:
         return self.socket_dir / SOCKET_NAME
+
+    @property
+    def user_agent_extra(self) -> str:
+        """Appended to botocore's user agent: this provider's name and version, and the add-on's."""
+        extra = f"{DISTRIBUTION}/{__version__}"
+        return f"{extra} eksAddonVersion/{self.eks_addon_version}" if self.eks_addon_version else extra
 
 
 # flag -> (env var, type, help); flags are kebab-case, env vars the interface's names.
@@ -83,6 +111,34 @@ def _dest(flag: str) -> str:
     return flag.replace("-", "_")
 
 
+# Flags two spellings of which set one setting: an alias given next to the flag it stands for
+# must agree with it, whichever comes first.
+_ALIASES = {"socket-dir": "provider-volume", "pod-identity-timeout": "pod-identity-http-timeout"}
+
+
+class _Aliased(argparse.Action):
+    """Stores the value and refuses a different one already given under the other spelling."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values is None:  # an empty Go duration: keep the default, as the Go provider does
+            return
+        given: dict[str, tuple[str, Any]] = namespace.__dict__.setdefault("_given", {})
+        earlier = given.get(self.dest)
+        if earlier is not None and earlier[0] != option_string and earlier[1] != values:
+            parser.error(
+                f"{earlier[0]} {earlier[1]} and {option_string} {values} disagree; they set the same "
+                "thing, so give one of them (or the same value to both)"
+            )
+        given[self.dest] = (str(option_string), values)
+        setattr(namespace, self.dest, values)
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """Declare serve's flags; defaults come from the environment, then from Settings."""
     base = Settings()
@@ -91,15 +147,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         if env is not None and env in environ:
             default = kind(environ[env])
         help_text = f"{text} (default {default!s}" + (f"; env {env})" if env else ")")
-        parser.add_argument(f"--{flag}", dest=_dest(flag), type=kind, default=default, help=help_text)
+        action = _Aliased if flag in _ALIASES else "store"
+        parser.add_argument(
+            f"--{flag}", dest=_dest(flag), type=kind, default=default, help=help_text, action=action
+        )
+    _add_go_flags(parser)
 
 
 def settings_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     values = {_dest(flag): getattr(args, _dest(flag)) for flag in _FLAGS}
+    if args.log_format_json:
+        values["log_format"] = "json"
     return Settings(
         **values,
         aws_region=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None,
         node_name=environ.get("NODE_NAME") or None,
+        driver_writes_secrets=args.driver_writes_secrets,
+        kube_qps=args.kube_qps,
+        kube_burst=args.kube_burst,
+        eks_addon_version=args.eks_addon_version,
     )
 
 
@@ -107,4 +173,105 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     """Settings for `serve` from its flags (highest), the environment, then defaults."""
     parser = argparse.ArgumentParser(prog="provider-aws serve")
     add_serve_arguments(parser, environ)
-    return settings_from_namespace(parser.parse_args(list(argv)), environ)
+    return settings_from_namespace(parser.parse_args(go_style_args(argv)), environ)
+
+
+# ---- the Go provider's flags -------------------------------------------------------------------
+
+_GO_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def go_duration(text: str) -> float:
+    """Seconds from a Go duration (`250ms`, `2s`, `1m30s`); must be positive."""
+    rest = text.strip().lstrip("+")
+    seconds = 0.0
+    while rest:
+        match = _GO_DURATION.match(rest)
+        if match is None:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a Go duration: a number and a unit (ns, us, ms, s, m, h), e.g. 250ms or 2s"
+            )
+        seconds += float(match.group(1)) * _GO_UNITS[match.group(2)]
+        rest = rest[match.end() :]
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration, e.g. 250ms or 2s")
+    return seconds
+
+
+def _go_timeout(text: str) -> float | None:
+    return go_duration(text) if text.strip() else None
+
+
+def _go_bool(text: str) -> bool:
+    if text in _GO_TRUE:
+        return True
+    if text in _GO_FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
+
+
+def go_style_args(argv: Sequence[str]) -> list[str]:
+    """argv with the Go provider's one-dash flags (`-qps=5`, as Go's flag package allows) spelt with
+    two, as argparse reads them."""
+    names = tuple(f"-{flag}" for flag in GO_FLAGS)
+    return [f"-{arg}" if arg.split("=", 1)[0] in names else arg for arg in argv]
+
+
+_GO_BOOL: dict[str, Any] = {"nargs": "?", "const": True, "type": _go_bool, "metavar": "BOOL"}
+_IGNORED = "accepted and ignored"
+# flag -> add_argument keywords; `dest` ties an alias to the setting of the flag it stands for.
+_GO_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "provider-volume": {
+        "dest": "socket_dir",
+        "type": Path,
+        "action": _Aliased,
+        "metavar": "DIR",
+        "help": "same as --socket-dir",
+    },
+    "pod-identity-http-timeout": {
+        "dest": "pod_identity_timeout",
+        "type": _go_timeout,
+        "action": _Aliased,
+        "metavar": "DURATION",
+        "help": "same as --pod-identity-timeout, as a Go duration (250ms, 2s)",
+    },
+    "driver-writes-secrets": {
+        **_GO_BOOL,
+        "help": f"{_IGNORED}: this provider always returns the files to the driver, which writes them",
+    },
+    "qps": {
+        "dest": "kube_qps",
+        "type": int,
+        "metavar": "N",
+        "help": f"{_IGNORED}: no client-side Kubernetes rate limit (look-ups are cached)",
+    },
+    "burst": {"dest": "kube_burst", "type": int, "metavar": "N", "help": f"{_IGNORED}, as --qps"},
+    "eks-addon-version": {
+        "default": "",
+        "metavar": "VERSION",
+        "help": "the EKS add-on version, reported in the user agent of AWS requests",
+    },
+    "log-format-json": {**_GO_BOOL, "default": False, "help": "true: same as --log-format json"},
+}
+
+
+def _add_go_flags(parser: argparse.ArgumentParser) -> None:
+    go = parser.add_argument_group("the Go provider's flags (its chart, installer manifest and EKS add-on)")
+    for flag, keywords in _GO_ARGUMENTS.items():
+        go.add_argument(f"--{flag}", **keywords)
+
+
+# The Go provider's flags (its main.go), in the order it declares them.
+GO_FLAGS = tuple(_GO_ARGUMENTS)

@@ -212,6 +212,7 @@ class AwsClients:
             connect_timeout=self.settings.aws_connect_timeout,
             read_timeout=self.settings.aws_read_timeout,
             max_pool_connections=max(1, self.settings.max_concurrency),
+            user_agent_extra=self.settings.user_agent_extra,
         )
         self._unsigned_config = self._config.merge(AioConfig(signature_version=UNSIGNED))
 

@@ -19,7 +19,7 @@ from provider_aws.ops.logs import configure_logging
 from provider_aws.request.manifest import add_validate_arguments, run_validate
 from provider_aws.rpc.server import serve_until_signal
 from provider_aws.rpc.service import semver
-from provider_aws.settings import Settings, add_serve_arguments, settings_from_namespace
+from provider_aws.settings import Settings, add_serve_arguments, go_style_args, settings_from_namespace
 
 __all__ = ["main"]
 
@@ -32,8 +32,27 @@ async def _serve(settings: Settings) -> None:
         await serve_until_signal(settings, served.handler, observer=served.observer)
 
 
+def log_go_flags(settings: Settings) -> None:
+    """Say once what the Go provider's flags that change nothing here were taken to mean."""
+    log = structlog.get_logger(__name__)
+    if settings.driver_writes_secrets is not None:
+        log.info(
+            "--driver-writes-secrets accepted: this provider always returns the files to the driver, "
+            "which writes them, whatever the value",
+            driver_writes_secrets=settings.driver_writes_secrets,
+        )
+    if settings.kube_qps is not None or settings.kube_burst is not None:
+        log.info(
+            "--qps and --burst accepted and not applied: this provider sets no client-side Kubernetes "
+            "rate limit; it caches its look-ups and makes no GET on a warm Mount",
+            qps=settings.kube_qps,
+            burst=settings.kube_burst,
+        )
+
+
 def run_serve(settings: Settings) -> int:
     configure_logging(settings.log_format, settings.log_level)
+    log_go_flags(settings)
     try:
         asyncio.run(_serve(settings))
     except ProviderError as error:
@@ -60,7 +79,10 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    args = _parser(env).parse_args(sys.argv[1:] if argv is None else list(argv))
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["serve"]:
+        words = ["serve", *go_style_args(words[1:])]
+    args = _parser(env).parse_args(words)
     if args.command == "version":
         print(semver(__version__))
         return 0

@@ -9,7 +9,7 @@ every answer from Kubernetes is kept (bounded) and a normal Mount makes no GET a
 from __future__ import annotations
 
 from provider_aws.cache import CachingLoader
-from provider_aws.errors import PreconditionError
+from provider_aws.errors import ConfigError, PreconditionError, ProviderError
 from provider_aws.identity.credentials import IdentityStats
 from provider_aws.identity.kube import KubeApi
 from provider_aws.model import MountPlan
@@ -41,12 +41,14 @@ class RegionResolver:
         node = self._settings.node_name
         if node is None:
             node = await self._pod_node(plan)
-        region = await self._node_region(node)
+        try:
+            region = await self._node_region(node)
+        except ProviderError as error:
+            raise _looking_up(error, f"failed to retrieve region from node {node}", _fixes(node)) from error
         if region:
             return region
         raise PreconditionError(
-            f"failed to retrieve region from node {node}: it has no {REGION_LABEL} label; "
-            "set the region parameter in the SecretProviderClass, or AWS_REGION on the provider"
+            f"failed to retrieve region from node {node}: it has no {REGION_LABEL} label; {_fixes(node)}"
         )
 
     async def _node_region(self, node: str) -> str:
@@ -66,7 +68,11 @@ class RegionResolver:
             node = await self._kube.pod_node_name(pod.namespace, pod.name)
             return node or "", (_FOREVER if node else 0.0)
 
-        node = await self._pod_nodes.get((pod.namespace, pod.name, pod.uid), load)
+        try:
+            node = await self._pod_nodes.get((pod.namespace, pod.name, pod.uid), load)
+        except ProviderError as error:
+            where = f"failed to retrieve region: looking up the node of pod {pod.name} ({pod.namespace})"
+            raise _looking_up(error, where, _fixes(None)) from error
         if not node:
             raise PreconditionError(
                 f"failed to retrieve region: pod {pod.name} (namespace: {pod.namespace}) is not bound to a "
@@ -77,3 +83,14 @@ class RegionResolver:
     async def close(self) -> None:
         await self._node_regions.close()
         await self._pod_nodes.close()
+
+
+def _fixes(node: str | None) -> str:
+    label = f"the {REGION_LABEL} label on node {node}" if node else f"the {REGION_LABEL} label on the node"
+    return f"set the region parameter in the SecretProviderClass (or AWS_REGION on the provider), or {label}"
+
+
+def _looking_up(error: ProviderError, where: str, fixes: str) -> ProviderError:
+    """The Kubernetes failure, same class (so same status), saying what it was for and how to avoid it."""
+    text = f"{where}: {error.message}; {fixes}"
+    return ConfigError([text]) if isinstance(error, ConfigError) else type(error)(text)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from provider_aws.errors import NotFoundError, PreconditionError
+from provider_aws.errors import (
+    AccessDeniedError,
+    NotFoundError,
+    PreconditionError,
+    ProviderError,
+    UnavailableError,
+)
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.settings import Settings
@@ -102,6 +108,50 @@ async def test_missing_pod_or_node_is_not_found(cluster: FakeKubeApi, kube: Ligh
         await resolver(kube).region_for(make_plan())
     with pytest.raises(NotFoundError, match="node gone"):
         await resolver(kube, node_name="gone").region_for(make_plan())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("unlabelled", None, PreconditionError, f"it has no {REGION_LABEL} label"),
+        ("gone", None, NotFoundError, "node gone not found"),
+        ("node-a", 403, AccessDeniedError, "grant its ServiceAccount `get` on nodes"),
+        ("node-a", 503, UnavailableError, "the Kubernetes API failed to return node node-a"),
+    ],
+    ids=["label missing", "node missing", "forbidden", "API down"],
+)
+async def test_a_failed_node_lookup_says_what_it_was_for_and_both_fixes(
+    cluster: FakeKubeApi, kube: LightkubeApi, case: tuple[str, int | None, type[ProviderError], str]
+) -> None:
+    """Like the Go provider's "failed to retrieve region from node", plus why and the two ways out."""
+    node, fault, error, cause = case
+    if fault is not None:
+        cluster.state.faults["nodes"] = fault
+    with pytest.raises(error) as raised:
+        await resolver(kube, node_name=node).region_for(make_plan())
+    message = raised.value.message
+    assert message.startswith(f"failed to retrieve region from node {node}: ")
+    assert cause in message
+    assert message.endswith(
+        "set the region parameter in the SecretProviderClass (or AWS_REGION on the provider), "
+        f"or the {REGION_LABEL} label on node {node}"
+    )
+
+
+@pytest.mark.asyncio
+async def test_without_node_name_the_pods_node_is_named_too(cluster: FakeKubeApi, kube: LightkubeApi) -> None:
+    """The Go chart sets no NODE_NAME: the node comes from the pod, and the message names both."""
+    cluster.state.pods[("team-a", "app-0")] = "unlabelled"
+    with pytest.raises(PreconditionError, match="from node unlabelled: it has no"):
+        await resolver(kube).region_for(make_plan())
+    cluster.state.faults["pods"] = 500
+    with pytest.raises(UnavailableError) as raised:
+        await resolver(kube).region_for(make_plan(pod="app-1"))
+    assert raised.value.message.startswith(
+        "failed to retrieve region: looking up the node of pod app-1 (team-a): the Kubernetes API failed"
+    )
+    assert "set the region parameter in the SecretProviderClass" in raised.value.message
 
 
 @pytest.mark.asyncio
