@@ -82,7 +82,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     words = sys.argv[1:] if argv is None else list(argv)
     if words[:1] == ["serve"]:
         words = ["serve", *go_style_args(words[1:])]
-    args = _parser(env).parse_args(words)
+    parser = _parser(env)
+    args, unknown = parser.parse_known_args(words)
+    if unknown:
+        parser.error(
+            f"unrecognized arguments: {' '.join(unknown)}; `provider-aws {args.command} --help` lists "
+            "the flags" + (", the Go provider's among them" if args.command == "serve" else "")
+        )
     if args.command == "version":
         print(semver(__version__))
         return 0

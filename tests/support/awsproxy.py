@@ -47,6 +47,7 @@ class Call:
     # The client's (host, port): one per TCP connection, so connection reuse is countable.
     peer: tuple[str, int] = ("", 0)
     body: bytes = b""
+    user_agent: str = ""
 
 
 @dataclass
@@ -138,7 +139,18 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 with state.lock:
                     state.in_flight -= 1
                     state.calls.append(
-                        Call(service, operation, region, start, time.monotonic(), status, key_id, peer, body)
+                        Call(
+                            service,
+                            operation,
+                            region,
+                            start,
+                            time.monotonic(),
+                            status,
+                            key_id,
+                            peer,
+                            body,
+                            headers.get("user-agent", ""),
+                        )
                     )
 
             self._record = record

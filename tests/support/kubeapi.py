@@ -39,6 +39,9 @@ class KubeState:
     faults: dict[str, int] = field(default_factory=dict)
     delay: float = 0.0
     gets: Counter[str] = field(default_factory=Counter)
+    # GETs being answered now, and the most at once (what a client-side rate limit would cap).
+    in_flight: int = 0
+    max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, resource: str | None = None) -> int:
@@ -122,10 +125,16 @@ def _handler(state: KubeState) -> type[BaseHTTPRequestHandler]:
                 if match:
                     with state.lock:
                         state.gets[resource] += 1
+                        state.in_flight += 1
+                        state.max_in_flight = max(state.max_in_flight, state.in_flight)
                         delay = state.delay
-                    if delay:
-                        time.sleep(delay)
-                    code, body = _answer(state, resource, match.groups())
+                    try:
+                        if delay:
+                            time.sleep(delay)
+                        code, body = _answer(state, resource, match.groups())
+                    finally:
+                        with state.lock:
+                            state.in_flight -= 1
                     self._send(code, body)
                     return
             message = "the server could not find the requested resource"

@@ -102,10 +102,19 @@ async def wait_ready(child: ServeProcess, within: float = READY_TIMEOUT) -> None
 
 
 async def launch(
-    socket_dir: Path, log_path: Path, flags: Sequence[str] = (), env: Mapping[str, str] | None = None
+    socket_dir: Path,
+    log_path: Path,
+    flags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    *,
+    exact: bool = False,
 ) -> ServeProcess:
-    """`provider-aws serve --socket-dir DIR FLAGS...` started, not yet ready; the caller kills it."""
-    command = [sys.executable, "-m", "provider_aws", "serve", "--socket-dir", str(socket_dir), *flags]
+    """`provider-aws serve --socket-dir DIR FLAGS...` started, not yet ready; the caller kills it.
+
+    exact: FLAGS are all of serve's args (as a manifest renders them); they name DIR themselves.
+    """
+    args = list(flags) if exact else ["--socket-dir", str(socket_dir), *flags]
+    command = [sys.executable, "-m", "provider_aws", "serve", *args]
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -118,10 +127,15 @@ async def launch(
 
 @asynccontextmanager
 async def serve_process(
-    socket_dir: Path, log_path: Path, flags: Sequence[str] = (), env: Mapping[str, str] | None = None
+    socket_dir: Path,
+    log_path: Path,
+    flags: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    *,
+    exact: bool = False,
 ) -> AsyncIterator[ServeProcess]:
     """A ready `provider-aws serve --socket-dir DIR FLAGS...`; killed by pid on exit if still running."""
-    child = await launch(socket_dir, log_path, flags, env)
+    child = await launch(socket_dir, log_path, flags, env, exact=exact)
     try:
         await wait_ready(child)
         yield child
