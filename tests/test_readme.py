@@ -18,13 +18,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.report import with_bench_section
 from provider_aws.app import observed_provider
 from provider_aws.cli import main as cli
 from provider_aws.request import parse
 from provider_aws.request.objects import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
-from provider_aws.settings import Settings, add_serve_arguments
+from provider_aws.settings import GO_FLAGS, Settings, add_serve_arguments
+from tests.test_chart import CHART, at, leaf_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -127,7 +129,8 @@ def test_every_exposed_metric_is_documented_and_no_other(readme: str) -> None:
 def test_every_serve_flag_is_documented_with_its_default_and_env(
     readme: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    flags = help_flags(capsys, "serve")
+    go_flags = {f"--{flag}" for flag in GO_FLAGS}
+    flags = help_flags(capsys, "serve") - go_flags
     assert {"--socket-dir", "--http-addr", "--log-format", "--log-level"} <= flags
     marker = "## `provider-aws serve`"
     assert set(first_column(readme, marker)) == flags
@@ -135,13 +138,39 @@ def test_every_serve_flag_is_documented_with_its_default_and_env(
     add_serve_arguments(parser, {})
     for action in parser._actions:
         flag = next((name for name in action.option_strings if name.startswith("--")), None)
-        if flag is None or flag == "--help":
+        if flag is None or flag == "--help" or flag in go_flags:
             continue
         row = table_row(readme, marker, flag)
         assert f"`{action.default}`" in row, f"{flag}: default {action.default} not in {row}"
         env = re.search(r"env ([A-Z_]+)", action.help or "")
         if env is not None:
             assert f"`{env.group(1)}`" in row, f"{flag}: environment variable {env.group(1)} not in {row}"
+
+
+def test_every_go_provider_flag_is_documented_where_users_move_from_it(
+    readme: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    go_flags = {f"--{flag}" for flag in GO_FLAGS}
+    assert go_flags <= help_flags(capsys, "serve")
+    moving = readme[readme.index("## Moving from the Go provider") :]
+    assert set(first_column(moving, "The Go provider's flags are accepted")) == go_flags
+
+
+def test_the_chart_values_table_is_values_yaml(readme: str) -> None:
+    """One row per value (maps of scalars opened up), and each scalar's default as values.yaml has it."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    marker = "#### Chart values"
+    paths = leaf_paths(values)
+    assert set(first_column(readme, marker)) == paths
+    for path in paths:
+        default = at(values, path)
+        if isinstance(default, dict | list):
+            continue  # described in words
+        cell = table_row(readme, marker, path).split("|")[2].strip()
+        assert cell.startswith("`") and cell.endswith("`"), f"{path}: default {cell} is not in a code span"
+        assert yaml.safe_load(cell.strip("`")) == default, (
+            f"{path}: README says {cell}, values.yaml {default!r}"
+        )
 
 
 def test_every_mount_and_validate_flag_is_documented(readme: str, capsys: pytest.CaptureFixture[str]) -> None:
