@@ -22,15 +22,19 @@ lint: install
 test: install lint helm
 	PROVIDER_HELM=$(HELM) $(BIN)/python -m pytest -q -p no:cacheprovider
 
-# helm, built from the Go module proxy into build/bin (pinned here only; kept between runs).
+# helm, built from the Go module proxy into build/bin (pinned here only; kept between runs, and
+# rebuilt only when HELM_VERSION changes). Needs Go; the first build takes about two minutes.
 HELM_VERSION := v3.22.0
 HELM := $(CURDIR)/build/bin/helm
+HELM_STAMP := build/bin/.helm-$(HELM_VERSION)
 CHART := charts/secrets-store-csi-provider-aws
 
-helm: $(HELM)
+helm: $(HELM_STAMP)
 
-$(HELM):
+$(HELM_STAMP):
+	@command -v go >/dev/null || { echo "make helm: needs Go to build helm $(HELM_VERSION) (https://go.dev/dl/)" >&2; exit 1; }
 	GOBIN=$(CURDIR)/build/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
 
 # The chart archive, build/secrets-store-csi-provider-aws-VERSION.tgz.
 chart: helm
