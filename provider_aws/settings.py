@@ -111,9 +111,9 @@ def _dest(flag: str) -> str:
     return flag.replace("-", "_")
 
 
-# Flags two spellings of which set one setting: an alias given next to the flag it stands for
-# must agree with it, whichever comes first.
-_ALIASES = {"socket-dir": "provider-volume", "pod-identity-timeout": "pod-identity-http-timeout"}
+# Our flags that the Go provider spells otherwise (--provider-volume, --pod-identity-http-timeout):
+# both spellings given must agree, whichever comes first.
+_ALIASED = frozenset({"socket-dir", "pod-identity-timeout"})
 
 
 class _Aliased(argparse.Action):
@@ -147,7 +147,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         if env is not None and env in environ:
             default = kind(environ[env])
         help_text = f"{text} (default {default!s}" + (f"; env {env})" if env else ")")
-        action = _Aliased if flag in _ALIASES else "store"
+        action = _Aliased if flag in _ALIASED else "store"
         parser.add_argument(
             f"--{flag}", dest=_dest(flag), type=kind, default=default, help=help_text, action=action
         )
