@@ -51,6 +51,8 @@ class GoInstall:
     # What the provider must say once at start-up about flags that change nothing here.
     notes: tuple[str, ...] = ()
     eks_addon_version: str = ""
+    # Mount with IRSA (STS, then Secrets Manager) instead of static credentials.
+    irsa: bool = False
 
 
 INSTALLS = {
@@ -71,7 +73,7 @@ INSTALLS = {
         env=(("AWS_REGION", REGION),),
         notes=("--driver-writes-secrets accepted", "--qps and --burst accepted and not applied"),
     ),
-    # The add-on's flags, in the `--flag value` form.
+    # The add-on's flags, in the `--flag value` form; IRSA, so that STS's user agent is seen too.
     "eks add-on": GoInstall(
         (
             "--provider-volume",
@@ -82,6 +84,7 @@ INSTALLS = {
             "2s",
         ),
         eks_addon_version=ADDON_VERSION,
+        irsa=True,
     ),
 }
 
@@ -128,18 +131,17 @@ async def test_the_go_install_args_start_the_provider_and_a_mount_works(
     seeded: ProxyState, cluster: FakeKubeApi, socket_dir: Path, tmp_path: Path, name: str
 ) -> None:
     install = INSTALLS[name]
+    cluster.state.service_accounts[("shop", "web")] = {ROLE_ARN_ANNOTATION: ROLE}
+    token = jwt("shop", "web", "web-0") if install.irsa else None
     args = [arg.format(dir=socket_dir) for arg in install.args]
     env = child_env(install.env)
     async with serve_process(socket_dir, tmp_path / "serve.log", args, env, exact=True) as child:
         with GrpcioProviderClient(child.socket_path) as client:
             version = await call(client.version, timeout=CALL_TIMEOUT)
             # No region in the SecretProviderClass: AWS_REGION when the chart sets it, else the pod's node.
-            reply = await call(
-                client.mount,
-                attributes=pod_attributes(OBJECTS, region=None),
-                secrets=STATIC,
-                timeout=CALL_TIMEOUT,
-            )
+            attributes = pod_attributes(OBJECTS, region=None, sts_token=token)
+            secrets = "null" if install.irsa else STATIC
+            reply = await call(client.mount, attributes=attributes, secrets=secrets, timeout=CALL_TIMEOUT)
         for note in install.notes:
             assert len(startup_lines(child, note)) == 1, f"{note!r} not logged once:\n{child.log()[-3000:]}"
         if not install.notes:
@@ -148,12 +150,16 @@ async def test_the_go_install_args_start_the_provider_and_a_mount_works(
     assert [(f.path, f.contents) for f in reply.files] == [(SECRET.replace("/", "_"), VALUE.encode())]
     # Without NODE_NAME or AWS_REGION the region is the pod's node's: one pod GET, one node GET.
     expected_gets = {} if dict(install.env).get("AWS_REGION") else {"pods": 1, "nodes": 1}
+    if install.irsa:
+        expected_gets["serviceaccounts"] = 1
     assert dict(cluster.state.gets) == expected_gets
-    (request,) = seeded.calls
+    operations = ["AssumeRoleWithWebIdentity", "GetSecretValue"] if install.irsa else ["GetSecretValue"]
+    assert [request.operation for request in seeded.calls] == operations
     agent = f"{DISTRIBUTION}/{__version__}"
     if install.eks_addon_version:
         agent += f" eksAddonVersion/{install.eks_addon_version}"
-    assert request.user_agent.endswith(agent), request.user_agent
+    for request in seeded.calls:
+        assert request.user_agent.endswith(agent), (request.operation, request.user_agent)
 
 
 @pytest.mark.asyncio
