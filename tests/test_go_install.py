@@ -30,8 +30,9 @@ from tests.conftest import seed_client
 from tests.support.awsproxy import ProxyState
 from tests.support.connectproxy import ConnectRecorder
 from tests.support.grpc_clients import GrpcioProviderClient
-from tests.support.identity import ROLE, jwt, served_cluster
+from tests.support.identity import POD_IDENTITY, ROLE, jwt, served_cluster
 from tests.support.kubeapi import FakeKubeApi
+from tests.support.podagent import FakePodIdentityAgent
 from tests.support.requests import REGION, STATIC, pod_attributes
 from tests.support.serveproc import ServeProcess, serve_env, serve_process
 
@@ -102,7 +103,8 @@ def child_env(extra: tuple[tuple[str, str], ...], **more: str) -> dict[str, str]
     """What the Go chart's pod has: KUBECONFIG standing in for in-cluster config, no NODE_NAME."""
     env = serve_env()
     env.pop("NODE_NAME", None)
-    env["KUBECONFIG"] = os.environ["KUBECONFIG"]
+    if "KUBECONFIG" in os.environ:  # the fake API server of the `cluster` fixture
+        env["KUBECONFIG"] = os.environ["KUBECONFIG"]
     env.update(extra, **more)
     return env
 
@@ -191,6 +193,41 @@ async def test_qps_and_burst_put_no_limit_on_kubernetes_gets(
     assert all(len(reply.files) == 1 for reply in replies)
     assert dict(cluster.state.gets) == {"pods": 8, "nodes": 8}
     assert cluster.state.max_in_flight >= 3, "the Kubernetes GETs were serialised"
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_pod_identity_http_timeout_bounds_the_wait_for_the_agent(
+    seeded: ProxyState, socket_dir: Path, tmp_path: Path
+) -> None:
+    """The Go chart's podIdentityHttpTimeout: an agent that takes 1 s is given up on at 250ms (the Mount
+    fails as the driver retries it) and, without the flag, waited for (5 s by default) and used."""
+    token = jwt("shop", "web", "web-0", POD_IDENTITY)
+    agent = FakePodIdentityAgent().start()
+    agent.state.accept(token, "AKIDPODIDENTITYTEST")
+    agent.state.delay = 1.0
+    attributes = pod_attributes(
+        OBJECTS, pod_identity_token=token, usePodIdentity="true", preferredAddressType="ipv4"
+    )
+    outcomes: list[Any] = []
+    try:
+        for flags in (["--pod-identity-http-timeout=250ms"], []):
+            args = [f"--provider-volume={socket_dir}", *flags, f"--pod-identity-endpoint-ipv4={agent.url}"]
+            log = tmp_path / f"serve-{len(outcomes)}.log"
+            async with serve_process(socket_dir, log, args, child_env(()), exact=True) as child:
+                with GrpcioProviderClient(child.socket_path) as client:
+                    try:
+                        outcomes.append(await call(client.mount, attributes=attributes, timeout=CALL_TIMEOUT))
+                    except grpc.RpcError as error:
+                        outcomes.append(error)
+    finally:
+        agent.stop()
+    failed, served = outcomes
+    assert isinstance(failed, grpc.RpcError) and failed.code() == grpc.StatusCode.UNAVAILABLE
+    assert "Pod Identity agent did not answer" in failed.details()
+    assert [(f.path, f.contents) for f in served.files] == [(SECRET.replace("/", "_"), VALUE.encode())]
+    assert agent.state.requests == 2  # one per Mount
+    assert [request.operation for request in seeded.calls] == ["GetSecretValue"]
 
 
 @pytest.mark.asyncio

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -25,6 +26,8 @@ class AgentState:
     accepted: dict[str, tuple[str, timedelta]] = field(default_factory=dict)
     # answer every request with this HTTP status (and a JSON error) instead
     fail_status: int | None = None
+    # seconds to wait before answering (an agent slower than the provider's timeout)
+    delay: float = 0.0
     # Authorization headers received, in order (tests only).
     authorizations: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +55,9 @@ def _handler(state: AgentState) -> type[BaseHTTPRequestHandler]:
                 state.authorizations.append(token)
                 fail = state.fail_status
                 grant = state.accepted.get(token)
+                delay = state.delay
+            if delay:
+                time.sleep(delay)
             if self.path != PATH:
                 self._send(404, {"code": "NotFound", "message": "no such path"})
             elif fail is not None:

@@ -25,6 +25,7 @@ def pod_attributes(
     service_account: str = "web",
     region: str | None = REGION,
     sts_token: str | None = None,
+    pod_identity_token: str | None = None,
     **parameters: str,
 ) -> str:
     """MountRequest.attributes for a pod mounting `objects`; region None leaves the lookup to the provider."""
@@ -38,5 +39,6 @@ def pod_attributes(
         pod_uid=f"uid-{namespace}-{pod}",
         service_account=service_account,
         sts_token=sts_token,
+        pod_identity_token=pod_identity_token,
     )
     return build_request(SecretProviderClass("test-spc", spc), options).attributes
