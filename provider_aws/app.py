@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from aiobotocore.session import AioSession, get_session
 
+from provider_aws.aws.batchpolicy import SINGLE_ATTEMPT, BatchPolicy, BatchRules
 from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients, CallObserver
 from provider_aws.aws.fetch import Fetcher
-from provider_aws.aws.secretsmanager import BatchRefusals
 from provider_aws.aws.valuecache import ValueCache
 from provider_aws.identity.credentials import IdentityProvider, IdentityStats
 from provider_aws.identity.kube import KubeApi, LightkubeApi
@@ -22,7 +22,7 @@ from provider_aws.ops.observe import Observer
 from provider_aws.rpc.service import MountHandler
 from provider_aws.settings import Settings
 
-__all__ = ["Observed", "Provider", "build_provider", "observed_provider"]
+__all__ = ["Observed", "Provider", "batch_rules", "build_provider", "observed_provider"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,16 @@ class Provider:
     regions: RegionResolver
     identity_stats: IdentityStats
     rotation_stats: RotationStats
+
+
+def batch_rules(settings: Settings) -> BatchRules:
+    return BatchRules(
+        min_secrets=settings.batch_min_secrets,
+        backoff_base=settings.batch_backoff_base,
+        backoff_max=settings.batch_backoff_max,
+        refusal_ttl=settings.batch_fallback_ttl,
+        rate=settings.batch_rate,
+    )
 
 
 @asynccontextmanager
@@ -46,14 +56,14 @@ async def build_provider(
     session = session if session is not None else get_session()
     kube_api: KubeApi = kube if kube is not None else LightkubeApi()
     stats = IdentityStats()
-    clients = AwsClients(settings, session, observer=aws_observer)
+    clients = AwsClients(settings, session, observer=aws_observer, attempts=SINGLE_ATTEMPT)
     identities = IdentityProvider(settings, clients, kube_api, stats=stats)
     regions = RegionResolver(settings, kube_api, stats)
     rotation = RotationStats()
     shared = SharedCalls(settings.coalesce_window, rotation)
     fetcher = Fetcher(
         clients,
-        BatchRefusals(settings.batch_fallback_ttl),
+        BatchPolicy(batch_rules(settings)),
         shared,
         values=ValueCache(settings.value_cache_bytes),
     )

@@ -46,6 +46,13 @@ class Settings:
     aws_read_timeout: float = 10.0
     # How long a refused BatchGetSecretValue is remembered per identity and region.
     batch_fallback_ttl: float = 300.0
+    # A BatchGetSecretValue only for at least this many unpinned secrets of one identity and region.
+    batch_min_secrets: int = 4
+    # Jittered back-off of batching after a throttle: first wait, and its doubling bound.
+    batch_backoff_base: float = 2.0
+    batch_backoff_max: float = 120.0
+    # This node's BatchGetSecretValue budget (requests/s); 0 = none (the account's quota decides).
+    batch_rate: float = 0.0
     credential_cache_size: int = 4096
     # Credentials are refreshed this long before they expire.
     credential_refresh_margin: float = 300.0
@@ -89,6 +96,22 @@ _FLAGS: dict[str, tuple[str | None, type, str]] = {
     "aws-connect-timeout": (None, float, "seconds to connect to AWS"),
     "aws-read-timeout": (None, float, "seconds to wait for an AWS answer"),
     "batch-fallback-ttl": (None, float, "seconds a refused BatchGetSecretValue is remembered"),
+    "batch-min-secrets": (
+        "PROVIDER_BATCH_MIN_SECRETS",
+        int,
+        "fewest unpinned secrets of one identity and region worth a BatchGetSecretValue",
+    ),
+    "batch-backoff-base": (
+        "PROVIDER_BATCH_BACKOFF_BASE",
+        float,
+        "seconds batching pauses after a throttle (jittered, doubling)",
+    ),
+    "batch-backoff-max": ("PROVIDER_BATCH_BACKOFF_MAX", float, "bound of the batching pause, seconds"),
+    "batch-rate": (
+        "PROVIDER_BATCH_RATE",
+        float,
+        "BatchGetSecretValue requests/s this node may send (0: no budget of its own)",
+    ),
     "credential-cache-size": (None, int, "credentials kept at most (0 disables caching)"),
     "credential-refresh-margin": (None, float, "seconds before expiry that credentials are renewed"),
     "service-account-ttl": (None, float, "seconds a ServiceAccount look-up is reused"),

@@ -35,7 +35,10 @@ class Running:
 @pytest_asyncio.fixture
 async def provider(aws: ProxyState) -> AsyncIterator[Running]:
     with short_socket_dir() as socket_dir:
-        settings = Settings(socket_dir=Path(socket_dir), shutdown_grace=5.0, aws_max_attempts=2)
+        # batch_min_secrets=2: the seed document's two secrets go in one batch, as this test counts
+        settings = Settings(
+            socket_dir=Path(socket_dir), shutdown_grace=5.0, aws_max_attempts=2, batch_min_secrets=2
+        )
         async with build_provider(settings) as built, running_provider(settings, built.mounter):
             with GrpcioProviderClient(settings.socket_path) as client:
                 yield Running(client)

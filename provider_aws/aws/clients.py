@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -181,8 +181,9 @@ def classify(service: str, operation: str, error: Exception) -> AwsCallError:
     return AwsCallError(service, operation, type(error).__name__, None, "request failed")
 
 
-# (service, region, signed): unsigned clients never sign, signed ones always sign as their caller.
-_ClientKey = tuple[str, str, bool]
+# (service, region, signed, attempts): unsigned clients never sign, signed ones always sign as
+# their caller; `attempts` is botocore's for the operations that client serves.
+_ClientKey = tuple[str, str, bool, int]
 
 
 @dataclass
@@ -194,13 +195,17 @@ class _Entry:
 
 @dataclass
 class AwsClients:
-    """Bounded pool of open aiobotocore clients, one per (service, region, signed or not); evicted
-    clients close once no call uses them. The one place where AWS clients are configured."""
+    """Bounded pool of open aiobotocore clients, one per (service, region, signed or not, attempts);
+    evicted clients close once no call uses them. The one place where AWS clients are configured.
+
+    `attempts` overrides botocore's attempts per operation (e.g. 1 for a call whose caller has a
+    cheaper way out than retrying); those operations get a client of their own."""
 
     settings: Settings
     session: AioSession
     observer: CallObserver | None = None
     max_clients: int = 64
+    attempts: Mapping[str, int] = field(default_factory=dict)
     _clients: OrderedDict[_ClientKey, _Entry] = field(default_factory=OrderedDict)
     _locks: dict[_ClientKey, asyncio.Lock] = field(default_factory=dict)
     _limit: asyncio.Semaphore = field(init=False)
@@ -228,7 +233,8 @@ class AwsClients:
         `credentials` None sends the request unsigned (STS AssumeRoleWithWebIdentity: the token is
         the proof)."""
         signing = _signing_keys(credentials) if credentials is not None else None
-        async with self._lease((service, region, signing is not None)) as client, self._limit:
+        attempts = max(1, self.attempts.get(operation, self.settings.aws_max_attempts))
+        async with self._lease((service, region, signing is not None, attempts)) as client, self._limit:
             method: Callable[..., Any] = getattr(client, operation)
             signing_as = _SIGN_AS.set(signing)
             try:
@@ -268,13 +274,16 @@ class AwsClients:
             if entry.retired and entry.leases == 0:
                 await entry.client.close()
 
-    async def _open(self, service: str, region: str, signed: bool) -> Any:
+    async def _open(self, service: str, region: str, signed: bool, attempts: int) -> Any:
+        config = self._config if signed else self._unsigned_config
+        if attempts != self._config.retries["total_max_attempts"]:
+            config = config.merge(AioConfig(retries={"mode": "standard", "total_max_attempts": attempts}))
         creator = self.session.create_client(
             service,
             region_name=region,
             aws_access_key_id=_PLACEHOLDER_KEY,
             aws_secret_access_key=_PLACEHOLDER_KEY,
-            config=self._config if signed else self._unsigned_config,
+            config=config,
         )
         client = await creator.__aenter__()
         if signed:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from provider_aws.aws.batchpolicy import BatchPolicy
 from provider_aws.aws.calls import RegionCall, RegionOutcome, RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsCaller, AwsCallError, Credentials
 from provider_aws.aws.rotation import check_secrets
-from provider_aws.aws.secretsmanager import BatchRefusals, fetch_secrets
+from provider_aws.aws.secretsmanager import fetch_secrets
 from provider_aws.aws.ssm import fetch_parameters
 from provider_aws.aws.valuecache import ValueCache, ValueKey
 from provider_aws.concurrency import run_all
@@ -43,7 +44,8 @@ def _all_regions_failed(pending: list[tuple[ObjectSpec, AwsCallError]], regions:
 @dataclass
 class Fetcher:
     clients: AwsCaller
-    refusals: BatchRefusals
+    # When a BatchGetSecretValue is worth its quota; its back-off state per identity and region.
+    batching: BatchPolicy
     # Every AWS call goes through it; a window of 0 shares nothing but still counts.
     shared: SharedCalls
     # Without a value cache a poll checks versions but always re-fetches.
@@ -126,7 +128,7 @@ class Fetcher:
         parameters = [s for s in specs if s.object_type is ObjectType.SSM_PARAMETER]
         jobs = []
         if secrets:
-            jobs.append(fetch_secrets(call, secrets, self.refusals))
+            jobs.append(fetch_secrets(call, secrets, self.batching))
         if parameters:
             jobs.append(fetch_parameters(call, parameters))
         outcome = RegionOutcome()

@@ -1,53 +1,26 @@
 """Secrets Manager: BatchGetSecretValue for unpinned secrets, GetSecretValue for pinned ones.
 
-BatchGetSecretValue has a low quota (100 requests/s per region) and needs its own IAM action, so
-when it is refused or throttled this falls back to concurrent GetSecretValue calls and remembers
-the refusal for that identity and region for a while.
+BatchGetSecretValue has a low quota (100 requests/s per account and region) and needs its own IAM
+action. `BatchPolicy` decides when a batch is worth its quota; when one is throttled, refused or
+fails, its secrets go through concurrent GetSecretValue calls at once and the policy backs off.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from typing import Any
 
+from provider_aws.aws.batchpolicy import BatchPolicy
 from provider_aws.aws.calls import RegionCall, RegionOutcome, group_by_ref
 from provider_aws.aws.clients import AwsCallError
 from provider_aws.aws.errors import to_provider_error
 from provider_aws.concurrency import run_all
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec, SecretBytes
 
-__all__ = ["BATCH_SIZE", "BatchRefusals", "fetch_secrets"]
+__all__ = ["BATCH_SIZE", "fetch_secrets"]
 
 SERVICE = "secretsmanager"
 BATCH_SIZE = 20
 _RETRIABLE_ITEM_CODES = frozenset({"InternalServiceError", "InternalFailure", "ServiceUnavailable"})
-
-
-class BatchRefusals:
-    """(identity, region) pairs for which BatchGetSecretValue was refused recently; bounded."""
-
-    def __init__(self, ttl: float, max_entries: int = 4096) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._until: OrderedDict[tuple[str, str], float] = OrderedDict()
-
-    def refused(self, identity: str, region: str) -> bool:
-        until = self._until.get((identity, region))
-        if until is None:
-            return False
-        if until <= time.monotonic():
-            del self._until[(identity, region)]
-            return False
-        return True
-
-    def remember(self, identity: str, region: str) -> None:
-        if self._ttl <= 0:
-            return
-        self._until[(identity, region)] = time.monotonic() + self._ttl
-        self._until.move_to_end((identity, region))
-        while len(self._until) > self._max:
-            self._until.popitem(last=False)
 
 
 def _describe(ref: ObjectRef) -> str:
@@ -98,21 +71,25 @@ async def _get_each(call: RegionCall, groups: dict[ObjectRef, list[ObjectSpec]])
 
 
 async def _batch(
-    call: RegionCall, groups: dict[ObjectRef, list[ObjectSpec]], refusals: BatchRefusals
+    call: RegionCall, groups: dict[ObjectRef, list[ObjectSpec]], policy: BatchPolicy
 ) -> RegionOutcome:
     ids = [ref.name for ref in groups]
+    identity = call.credentials.identity
     try:
         answer = await call.request(SERVICE, "batch_get_secret_value", SecretIdList=ids)
     except AwsCallError as error:
-        if error.throttled or error.code in {"AccessDeniedException", "AccessDenied"}:
-            refusals.remember(call.credentials.identity, call.region)
-            call.on_fallback(f"BatchGetSecretValue refused ({error.code}); using GetSecretValue")
-            return await _get_each(call, groups)
-        if error.retriable:
-            return RegionOutcome(retry=[(spec, error) for specs in groups.values() for spec in specs])
-        names = ", ".join(f'"{name}"' for name in ids)
-        raise to_provider_error(error, f"secrets {names}", call.region) from None
-
+        if error.code in {"AccessDeniedException", "AccessDenied"}:
+            policy.refused(identity, call.region)
+        elif error.throttled or error.retriable:
+            # Tried once (botocore does not retry it): its secrets go out one by one right away,
+            # each GetSecretValue with botocore's retries, and this identity backs off batching.
+            policy.throttled(identity, call.region)
+        else:
+            names = ", ".join(f'"{name}"' for name in ids)
+            raise to_provider_error(error, f"secrets {names}", call.region) from None
+        call.on_fallback(f"BatchGetSecretValue failed ({error.code}); using GetSecretValue")
+        return await _get_each(call, groups)
+    policy.succeeded(identity, call.region)
     outcome = RegionOutcome()
     leftover: dict[ObjectRef, list[ObjectSpec]] = {}
     values = list(answer.get("SecretValues") or [])
@@ -139,22 +116,18 @@ async def _batch(
     return outcome
 
 
-async def fetch_secrets(call: RegionCall, specs: list[ObjectSpec], refusals: BatchRefusals) -> RegionOutcome:
-    """Fetch every spec in `call.region`: batched, concurrent; fatal errors raise at once."""
+async def fetch_secrets(call: RegionCall, specs: list[ObjectSpec], policy: BatchPolicy) -> RegionOutcome:
+    """Fetch every spec in `call.region`: batched where the policy allows, concurrent; fatal errors raise."""
     groups = group_by_ref(specs, call.region_index)
     pinned = {ref: group for ref, group in groups.items() if ref.pinned}
     unpinned = [(ref, group) for ref, group in groups.items() if not ref.pinned]
     jobs = [_get_one(call, ref, group) for ref, group in pinned.items()]
-    if refusals.refused(call.credentials.identity, call.region):
-        jobs.extend(_get_one(call, ref, group) for ref, group in unpinned)
-    else:
-        for start in range(0, len(unpinned), BATCH_SIZE):
-            chunk = dict(unpinned[start : start + BATCH_SIZE])
-            # One secret alone goes through GetSecretValue: same cost, a quota 100 times larger.
-            if len(chunk) == 1:
-                jobs.extend(_get_one(call, ref, group) for ref, group in chunk.items())
-            else:
-                jobs.append(_batch(call, chunk, refusals))
+    for start in range(0, len(unpinned), BATCH_SIZE):
+        chunk = dict(unpinned[start : start + BATCH_SIZE])
+        if policy.allow(call.credentials.identity, call.region, len(chunk)):
+            jobs.append(_batch(call, chunk, policy))
+        else:
+            jobs.extend(_get_one(call, ref, group) for ref, group in chunk.items())
     outcome = RegionOutcome()
     for part in await run_all(jobs):
         outcome.extend(part)

@@ -126,7 +126,7 @@ async def test_a_request_outside_a_call_is_never_signed(aws: ProxyState, moto_se
     clients = AwsClients(Settings(), get_session())
     try:
         await clients.call("secretsmanager", REGION, identities(1)[0], "list_secrets")
-        async with clients._lease(("secretsmanager", REGION, True)) as client:
+        async with clients._lease(("secretsmanager", REGION, True, Settings().aws_max_attempts)) as client:
             with pytest.raises(RuntimeError, match=r"outside AwsClients\.call"):
                 await client.list_secrets()
     finally:

@@ -45,7 +45,10 @@ def request(
 
 @asynccontextmanager
 async def provider(window: float = 5.0, **settings: Any) -> AsyncIterator[Provider]:
-    async with build_provider(Settings(coalesce_window=window, aws_max_attempts=2, **settings)) as built:
+    async with build_provider(
+        # batch_min_secrets=2: these Mounts of two or three secrets count on one batch
+        Settings(coalesce_window=window, aws_max_attempts=2, batch_min_secrets=2, **settings)
+    ) as built:
         yield built
 
 
@@ -369,7 +372,9 @@ async def test_poll_over_grpc(aws: ProxyState, moto_server: str) -> None:
     sm = seed_mixed(moto_server)
     first_request = request(MIXED)
     with short_socket_dir() as socket_dir:
-        settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0, coalesce_window=0.0)
+        settings = Settings(
+            socket_dir=socket_dir, shutdown_grace=5.0, coalesce_window=0.0, batch_min_secrets=2
+        )
         async with build_provider(settings) as built, running_provider(settings, built.mounter):
             with GrpcioProviderClient(settings.socket_path) as client:
 

@@ -20,10 +20,10 @@ from structlog.testing import capture_logs
 from provider_aws import DISTRIBUTION, __version__
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from provider_aws._proto.v1alpha1 import ObjectVersion as WireObjectVersion
+from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
 from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
-from provider_aws.aws.secretsmanager import BatchRefusals
 from provider_aws.errors import (
     AccessDeniedError,
     ConfigError,
@@ -336,7 +336,7 @@ async def test_end_to_end_mount_through_the_mounter_and_moto(
         }
     )
     clients = AwsClients(Settings(), get_session())
-    fetcher = Fetcher(clients, BatchRefusals(ttl=300), SharedCalls(0.0, RotationStats()))
+    fetcher = Fetcher(clients, BatchPolicy(BatchRules()), SharedCalls(0.0, RotationStats()))
     mounter = Mounter(fetcher, StaticIdentity(), NoRegionLookup())
     settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0)
     try:
