@@ -26,7 +26,7 @@ from tests.support.identity import IRSA, jwt
 from tests.support.kubeapi import FakeKubeApi
 from tests.support.requests import pod_attributes
 
-__all__ = ["REGION", "ROLE", "Environment", "mount_attributes", "profiled", "started"]
+__all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", "profiled", "started"]
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/bench-reader"
@@ -103,12 +103,12 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> Non
 def started() -> Iterator[Environment]:
     """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with _moto_process() as (host, port), _provider_world(host, port) as env:
+    with moto_process() as (host, port), _provider_world(host, port) as env:
         yield env
 
 
 @contextmanager
-def _moto_process() -> Iterator[tuple[str, int]]:
+def moto_process() -> Iterator[tuple[str, int]]:
     """moto's server in a process of its own: AWS answers in parallel, so the simulated AWS must
     not take the GIL from the proxy and the driver that share this process."""
     host, port = "127.0.0.1", _free_port()

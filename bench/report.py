@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["evaluate_targets", "markdown", "write_results"]
+__all__ = ["evaluate_targets", "markdown", "with_bench_section", "with_section", "write_results"]
 
 RSS_LIMIT_MIB = 100.0
 # RSS moves by a few pages between samples; more than this after the checkpoint counts as growth.
@@ -122,8 +122,13 @@ def write_results(result: dict[str, Any], directory: Path) -> tuple[Path, Path]:
 
 def with_bench_section(readme: str, table: str) -> str:
     """The README with the text between its bench markers replaced by `table`."""
-    head, begin, rest = readme.partition(README_BEGIN)
-    _, end, tail = rest.partition(README_END)
+    return with_section(readme, README_BEGIN, README_END, table)
+
+
+def with_section(readme: str, begin_marker: str, end_marker: str, table: str) -> str:
+    """The README with the text between `begin_marker` and `end_marker` replaced by `table`."""
+    head, begin, rest = readme.partition(begin_marker)
+    _, end, tail = rest.partition(end_marker)
     if not begin or not end:
-        raise ValueError(f"the README has no {README_BEGIN} ... {README_END} section")
-    return f"{head}{README_BEGIN}\n{table}{README_END}{tail}"
+        raise ValueError(f"the README has no {begin_marker} ... {end_marker} section")
+    return f"{head}{begin_marker}\n{table}{end_marker}{tail}"

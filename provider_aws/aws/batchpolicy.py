@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["SINGLE_ATTEMPT", "BatchPolicy", "BatchRules"]
+__all__ = ["SINGLE_ATTEMPT", "BatchPolicy", "BatchRules", "TokenBucket"]
 
 Clock = Callable[[], float]
 _Key = tuple[str, str]
@@ -53,19 +53,20 @@ class _State:
     until: float = 0.0
 
 
-class _Budget:
-    """A token bucket; `take` never waits, it answers whether a token was there."""
+class TokenBucket:
+    """`rate` tokens a second, at most `capacity` (at least one) held; `take` never waits, it
+    answers whether a token was there. Not thread-safe: one event loop, or the caller's lock."""
 
-    def __init__(self, rate: float, burst_seconds: float, clock: Clock) -> None:
-        self._rate = rate
-        self._capacity = max(1.0, rate * burst_seconds)
+    def __init__(self, rate: float, capacity: float, clock: Clock = time.monotonic) -> None:
+        self.rate = rate
+        self._capacity = max(1.0, capacity)
         self._tokens = self._capacity
         self._clock = clock
         self._at = clock()
 
     def take(self) -> bool:
         now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self._rate)
+        self._tokens = min(self._capacity, self._tokens + (now - self._at) * self.rate)
         self._at = now
         if self._tokens < 1.0:
             return False
@@ -89,7 +90,9 @@ class BatchPolicy:
         self._rng = rng if rng is not None else random.Random()
         self._max = max(1, max_entries)
         self._states: OrderedDict[_Key, _State] = OrderedDict()
-        self._budget = _Budget(rules.rate, rules.burst_seconds, clock) if rules.rate > 0 else None
+        self._budget = (
+            TokenBucket(rules.rate, rules.rate * rules.burst_seconds, clock) if rules.rate > 0 else None
+        )
 
     def __len__(self) -> int:
         return len(self._states)

@@ -100,9 +100,8 @@ class Fetcher:
                     objects=[spec.object_name for spec in pending],
                     causes=sorted({error.code for _, error in failures}),
                 )
-            outcome = await self._in_region(
-                pending, index, self._call(region, index, await credentials(region), poll)
-            )
+            call = self._call(region, index, await credentials(region), poll)
+            outcome = await self._in_region(pending, call, last=index == len(regions) - 1)
             self._remember(outcome.fetched, index, known[region])
             fetched.extend(outcome.fetched)
             failures = outcome.retry
@@ -123,12 +122,12 @@ class Fetcher:
                 name = item.spec.ref_for(index).name
                 self.values.put(ValueKey(credentials.identity, item.region, name, item.version), item.value)
 
-    async def _in_region(self, specs: list[ObjectSpec], index: int, call: RegionCall) -> RegionOutcome:
+    async def _in_region(self, specs: list[ObjectSpec], call: RegionCall, *, last: bool) -> RegionOutcome:
         secrets = [s for s in specs if s.object_type is ObjectType.SECRETS_MANAGER]
         parameters = [s for s in specs if s.object_type is ObjectType.SSM_PARAMETER]
         jobs = []
         if secrets:
-            jobs.append(fetch_secrets(call, secrets, self.batching))
+            jobs.append(fetch_secrets(call, secrets, self.batching, last_region=last))
         if parameters:
             jobs.append(fetch_parameters(call, parameters))
         outcome = RegionOutcome()

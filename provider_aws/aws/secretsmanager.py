@@ -71,7 +71,7 @@ async def _get_each(call: RegionCall, groups: dict[ObjectRef, list[ObjectSpec]])
 
 
 async def _batch(
-    call: RegionCall, groups: dict[ObjectRef, list[ObjectSpec]], policy: BatchPolicy
+    call: RegionCall, groups: dict[ObjectRef, list[ObjectSpec]], policy: BatchPolicy, last_region: bool
 ) -> RegionOutcome:
     ids = [ref.name for ref in groups]
     identity = call.credentials.identity
@@ -81,12 +81,15 @@ async def _batch(
         if error.code in {"AccessDeniedException", "AccessDenied"}:
             policy.refused(identity, call.region)
         elif error.throttled or error.retriable:
-            # Tried once (botocore does not retry it): its secrets go out one by one right away,
-            # each GetSecretValue with botocore's retries, and this identity backs off batching.
+            # Tried once (botocore does not retry it), and this identity backs off batching here.
             policy.throttled(identity, call.region)
+            if error.retriable and not error.throttled and not last_region:
+                # The region fails: its secrets go to the failover region at once.
+                return RegionOutcome(retry=[(spec, error) for specs in groups.values() for spec in specs])
         else:
             names = ", ".join(f'"{name}"' for name in ids)
             raise to_provider_error(error, f"secrets {names}", call.region) from None
+        # Each GetSecretValue carries botocore's retries.
         call.on_fallback(f"BatchGetSecretValue failed ({error.code}); using GetSecretValue")
         return await _get_each(call, groups)
     policy.succeeded(identity, call.region)
@@ -116,8 +119,13 @@ async def _batch(
     return outcome
 
 
-async def fetch_secrets(call: RegionCall, specs: list[ObjectSpec], policy: BatchPolicy) -> RegionOutcome:
-    """Fetch every spec in `call.region`: batched where the policy allows, concurrent; fatal errors raise."""
+async def fetch_secrets(
+    call: RegionCall, specs: list[ObjectSpec], policy: BatchPolicy, *, last_region: bool = True
+) -> RegionOutcome:
+    """Fetch every spec in `call.region`: batched where the policy allows, concurrent; fatal errors raise.
+
+    `last_region` False: a batch that fails on the server side sends its secrets to the next region
+    instead of retrying them one by one here."""
     groups = group_by_ref(specs, call.region_index)
     pinned = {ref: group for ref, group in groups.items() if ref.pinned}
     unpinned = [(ref, group) for ref, group in groups.items() if not ref.pinned]
@@ -125,7 +133,7 @@ async def fetch_secrets(call: RegionCall, specs: list[ObjectSpec], policy: Batch
     for start in range(0, len(unpinned), BATCH_SIZE):
         chunk = dict(unpinned[start : start + BATCH_SIZE])
         if policy.allow(call.credentials.identity, call.region, len(chunk)):
-            jobs.append(_batch(call, chunk, policy))
+            jobs.append(_batch(call, chunk, policy, last_region))
         else:
             jobs.extend(_get_one(call, ref, group) for ref, group in chunk.items())
     outcome = RegionOutcome()

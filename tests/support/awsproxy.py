@@ -2,7 +2,8 @@
 
 Requests are counted by (service, operation) and by SigV4 region, each with its start
 and end time, so tests can assert how many calls a Mount made and that they overlapped.
-Faults are chosen per SigV4 region (and optionally per operation).
+Faults are chosen per SigV4 region (and optionally per operation); a `gate` (the fleet
+simulation's account quotas) may answer a request with a fault before any of them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Fault:
     reset: bool = False
     delay: float = 0.0
     forward_after_delay: bool = False
+    # The Query protocol's XML error (STS) instead of the JSON protocol's body.
+    xml: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class ProxyState:
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
+    # (service, operation, region) -> a fault to answer instead, or None to go on; runs before `faults`.
+    gate: Callable[[str, str, str], Fault | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, operation: str | None = None, service: str | None = None) -> int:
@@ -84,6 +89,7 @@ class ProxyState:
         with self.lock:
             self.calls.clear()
             self.faults.clear()
+            self.gate = None
             self.in_flight = 0
             self.max_in_flight = 0
             self.delay = 0.0
@@ -96,6 +102,15 @@ def _operation(headers: dict[str, str], body: bytes) -> str:
     fields = parse_qs(body.decode("utf-8", "replace"))
     action = fields.get("Action")
     return action[0] if action else "unknown"
+
+
+def _xml_error(fault: Fault) -> bytes:
+    """An error as the Query protocol (STS) sends it."""
+    return (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<Error><Type>Sender</Type><Code>{fault.code}</Code><Message>{fault.message}</Message></Error>"
+        "<RequestId>proxy-0001</RequestId></ErrorResponse>"
+    ).encode()
 
 
 def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
@@ -123,10 +138,12 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             peer = (str(self.client_address[0]), int(self.client_address[1]))
             operation = _operation(headers, body)
             start = time.monotonic()
+            gate = state.gate
+            gated = gate(service, operation, region) if gate is not None else None
             with state.lock:
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
-                fault = state.faults.get((region, operation)) or state.faults.get((region, "*"))
+                fault = gated or state.faults.get((region, operation)) or state.faults.get((region, "*"))
                 delay = state.delay
             recorded = False
 
@@ -172,12 +189,17 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(2)
                 return 0
-            payload = (
-                '{"__type":"%s","message":"%s"}' % (fault.code, fault.message)  # noqa: UP031
-            ).encode()
-            self.send_response(fault.status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
-            self.send_header("x-amzn-ErrorType", fault.code)
+            if fault.xml:
+                payload = _xml_error(fault)
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "text/xml")
+            else:
+                payload = (
+                    '{"__type":"%s","message":"%s"}' % (fault.code, fault.message)  # noqa: UP031
+                ).encode()
+                self.send_response(fault.status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("x-amzn-ErrorType", fault.code)
             self.send_header("Content-Length", str(len(payload)))
             self._record(fault.status)
             self.end_headers()

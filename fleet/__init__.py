@@ -1,0 +1,1 @@
+"""Fleet-scale simulation: K provider processes against account-wide AWS quotas (`make fleet`)."""

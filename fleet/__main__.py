@@ -1,0 +1,139 @@
+"""`python -m fleet` (`make fleet`): every scenario for this provider and the Go pattern model,
+side by side; writes bench/results/fleet.{json,md} and the README's "At fleet scale" table."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.__main__ import _commit, _machine
+from fleet.gopattern import GoDriver
+from fleet.ours import OursDriver
+from fleet.quota import QuotaGate
+from fleet.report import evaluate_targets, markdown, with_fleet_section, write_results
+from fleet.run import Driver, Figures, run_scenario
+from fleet.scenarios import PRIMARY, Scenario, default_scenarios, plan_pods
+from fleet.world import World, started_nodes, started_world
+from tests.support.awsproxy import Fault
+
+RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def smoke(scenario: Scenario) -> Scenario:
+    """A few pods on 100 nodes, much compressed: for the smoke test."""
+    return dataclasses.replace(
+        scenario,
+        nodes=100,
+        pods=scenario.pods // 100 * 2,
+        compression=8.0,
+        poll_rounds=min(1, scenario.poll_rounds),
+    )
+
+
+def _prepare(world: World, scenario: Scenario, nodes: int, rtt: float) -> QuotaGate:
+    world.reset_counts()
+    gate = QuotaGate(scenario.scaled(nodes), scenario.compression)
+    state = world.proxy.state
+    state.delay, state.gate = rtt, gate
+    with world.kube.state.lock:
+        world.kube.state.delay = rtt
+    if scenario.outage:
+        state.faults[(PRIMARY, "*")] = Fault(status=503, code="ServiceUnavailable", message="region outage")
+    return gate
+
+
+async def _one(world: World, scenario: Scenario, nodes: int, rtt: float, provider: str) -> Figures:
+    pods = plan_pods(scenario, nodes)
+    _prepare(world, scenario, nodes, rtt)
+    driver: Driver
+    if provider == "go":
+        driver = GoDriver(world, scenario, nodes)
+        try:
+            return await run_scenario(driver, world, scenario, pods)
+        finally:
+            await driver.close()
+    async with started_nodes(world, scenario, nodes) as processes:
+        driver = OursDriver(processes, scenario)
+        try:
+            return await run_scenario(driver, world, scenario, pods)
+        finally:
+            await driver.close()
+
+
+async def run_all(world: World, scenarios: list[Scenario], nodes: int, rtt: float) -> list[dict[str, Any]]:
+    entries = []
+    for scenario in scenarios:
+        factor = scenario.nodes / nodes
+        entry: dict[str, Any] = {
+            **dataclasses.asdict(scenario),
+            "simulated_nodes": nodes,
+            "pods_simulated": scenario.pods_per_node * nodes,
+            "fleet_factor": factor,
+        }
+        for provider in ("ours", "go"):
+            figures = await _one(world, scenario, nodes, rtt, provider)
+            entry[provider] = figures.as_dict(factor)
+            sys.stderr.write(f"{scenario.name} / {figures.provider}: {figures.wall_seconds:.0f} s\n")
+        entries.append(entry)
+    return entries
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fleet", description=__doc__)
+    parser.add_argument("--nodes", type=int, default=4, help="provider processes, each one node (4-8)")
+    parser.add_argument("--rtt-ms", type=float, default=10.0, help="round trip added to every request")
+    parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
+    parser.add_argument(
+        "--batch-rate-share",
+        type=float,
+        default=0.0,
+        help="give each node this share of the batch quota over N (--batch-rate); 0 = unset",
+    )
+    parser.add_argument("--smoke", action="store_true", help="a few pods per scenario, for the smoke test")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory of fleet.json and fleet.md")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    scenarios = [s for s in default_scenarios() if args.only in s.name]
+    if args.batch_rate_share:
+        scenarios = [dataclasses.replace(s, batch_rate_share=args.batch_rate_share) for s in scenarios]
+    if args.smoke:
+        scenarios = [smoke(s) for s in scenarios]
+    load = os.getloadavg()[0]
+    began = time.monotonic()
+    with started_world(max(s.service_accounts for s in scenarios)) as world:
+        entries = asyncio.run(run_all(world, scenarios, args.nodes, args.rtt_ms / 1000))
+    result: dict[str, Any] = {
+        "meta": {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": _machine(),
+            "load_average_1m": round(load, 2),
+            "commit": _commit(),
+            "rtt_ms": args.rtt_ms,
+            "duration_s": round(time.monotonic() - began, 1),
+            "smoke": args.smoke,
+        },
+        "scenarios": entries,
+        "targets": evaluate_targets(entries),
+    }
+    json_path, md_path = write_results(result, args.out)
+    if args.out.resolve() == RESULTS and not args.smoke and not args.only:
+        README.write_text(with_fleet_section(README.read_text(), markdown(result)))
+    sys.stdout.write(markdown(result))
+    sys.stdout.write(f"\nwrote {json_path} and {md_path} in {result['meta']['duration_s']} s\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

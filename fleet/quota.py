@@ -1,0 +1,108 @@
+"""AWS's account-wide request quotas as token buckets in the proxy, scaled to the simulated nodes.
+
+Each operation's quota is one bucket for the whole account and region. The simulation runs K
+provider processes standing for K of N nodes, so each bucket gets K/N of the quota (that
+share of the fleet's load is what reaches it), times the time compression. A request that
+finds its bucket empty is answered as AWS answers it: `ThrottlingException` (HTTP 400, JSON)
+from Secrets Manager and SSM, `Throttling` (HTTP 400, XML) from STS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from provider_aws.aws.batchpolicy import TokenBucket
+from tests.support.awsproxy import Fault
+
+__all__ = ["QUOTAS", "Quota", "QuotaGate"]
+
+
+@dataclass(frozen=True)
+class Quota:
+    operation: str
+    per_second: float
+    source: str
+    xml: bool = False
+
+
+QUOTAS = (
+    Quota(
+        "BatchGetSecretValue",
+        100,
+        "AWS Secrets Manager quotas: BatchGetSecretValue 100 requests/s, not adjustable",
+    ),
+    Quota(
+        "GetSecretValue", 10_000, "AWS Secrets Manager quotas: GetSecretValue 10,000 requests/s (March 2025)"
+    ),
+    Quota(
+        "DescribeSecret", 40_000, "AWS Secrets Manager quotas: DescribeSecret 40,000 requests/s (March 2025)"
+    ),
+    Quota(
+        "GetParameters",
+        3_000,
+        "AWS Systems Manager quotas: Parameter Store higher throughput, 3,000 TPS shared by GetParameter "
+        "and GetParameters (standard throughput: 40 TPS, too little for any fleet below)",
+    ),
+    Quota(
+        "AssumeRoleWithWebIdentity",
+        600,
+        "AWS STS quotas: 600 requests/s per account and region, shared by the STS API",
+        xml=True,
+    ),
+)
+
+
+@dataclass
+class QuotaGate:
+    """The proxy's gate: one bucket per quota, `scale` = K/N x time compression; each bucket holds
+    one second of fleet time (`scale` / `compression` of the quota), at least one token."""
+
+    scale: float
+    compression: float = 1.0
+    quotas: tuple[Quota, ...] = QUOTAS
+    throttled: Counter[str] = field(default_factory=Counter)
+    # operation -> monotonic times of the requests the bucket let through
+    admitted: dict[str, list[float]] = field(default_factory=dict)
+    _buckets: dict[str, tuple[Quota, TokenBucket]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._buckets = {
+            q.operation: (
+                q,
+                TokenBucket(q.per_second * self.scale, q.per_second * self.scale / self.compression),
+            )
+            for q in self.quotas
+        }
+
+    def peak_use(self, operation: str, since: float, window: float) -> float:
+        """The busiest `window` seconds after `since`: admitted requests as a share of the bucket's rate."""
+        with self._lock:
+            times = [t for t in self.admitted.get(operation, ()) if t >= since]
+        busiest, low = 0, 0
+        for high, at in enumerate(times):
+            while times[low] <= at - window:
+                low += 1
+            busiest = max(busiest, high - low + 1)
+        return busiest / (self.limit(operation) * window)
+
+    def limit(self, operation: str) -> float:
+        """Requests per (real) second the bucket admits."""
+        return self._buckets[operation][1].rate
+
+    def __call__(self, service: str, operation: str, region: str) -> Fault | None:
+        found = self._buckets.get(operation)
+        if found is None:
+            return None
+        quota, bucket = found
+        with self._lock:
+            if bucket.take():
+                now = time.monotonic()
+                self.admitted.setdefault(operation, []).append(now)
+                return None
+            self.throttled[operation] += 1
+        code = "Throttling" if quota.xml else "ThrottlingException"
+        return Fault(status=400, code=code, message="Rate exceeded", xml=quota.xml)
