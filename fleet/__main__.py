@@ -92,12 +92,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--nodes", type=int, default=4, help="provider processes, each one node (4-8)")
     parser.add_argument("--rtt-ms", type=float, default=10.0, help="round trip added to every request")
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
-    parser.add_argument(
-        "--batch-rate-share",
-        type=float,
-        default=0.0,
-        help="give each node this share of the batch quota over N (--batch-rate); 0 = unset",
-    )
     parser.add_argument("--smoke", action="store_true", help="a few pods per scenario, for the smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of fleet.json and fleet.md")
     return parser
@@ -106,8 +100,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     scenarios = [s for s in default_scenarios() if args.only in s.name]
-    if args.batch_rate_share:
-        scenarios = [dataclasses.replace(s, batch_rate_share=args.batch_rate_share) for s in scenarios]
     if args.smoke:
         scenarios = [smoke(s) for s in scenarios]
     load = os.getloadavg()[0]

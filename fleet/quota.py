@@ -57,51 +57,57 @@ QUOTAS = (
 
 @dataclass
 class QuotaGate:
-    """The proxy's gate: one bucket per quota, `scale` = K/N x time compression; each bucket holds
-    one second of fleet time (`scale` / `compression` of the quota), at least one token."""
+    """The proxy's gate: one bucket per quota and region, `scale` = K/N x time compression; each
+    bucket holds one second of fleet time (`scale` / `compression` of the quota), at least one token.
+
+    STS requests are unsigned, so their region is unknown: STS of every region shares one bucket."""
 
     scale: float
     compression: float = 1.0
     quotas: tuple[Quota, ...] = QUOTAS
     throttled: Counter[str] = field(default_factory=Counter)
-    # operation -> monotonic times of the requests the bucket let through
-    admitted: dict[str, list[float]] = field(default_factory=dict)
-    _buckets: dict[str, tuple[Quota, TokenBucket]] = field(default_factory=dict)
+    # (operation, region) -> monotonic times of the requests its bucket let through
+    admitted: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    _quotas: dict[str, Quota] = field(default_factory=dict)
+    _buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._buckets = {
-            q.operation: (
-                q,
-                TokenBucket(q.per_second * self.scale, q.per_second * self.scale / self.compression),
-            )
-            for q in self.quotas
-        }
+        self._quotas = {q.operation: q for q in self.quotas}
 
     def peak_use(self, operation: str, since: float, window: float) -> float:
-        """The busiest `window` seconds after `since`: admitted requests as a share of the bucket's rate."""
+        """The busiest `window` seconds after `since` in any region: admitted requests as a share of
+        the bucket's rate."""
         with self._lock:
-            times = [t for t in self.admitted.get(operation, ()) if t >= since]
-        busiest, low = 0, 0
-        for high, at in enumerate(times):
-            while times[low] <= at - window:
-                low += 1
-            busiest = max(busiest, high - low + 1)
+            series = [
+                [t for t in times if t >= since]
+                for (op, _), times in self.admitted.items()
+                if op == operation
+            ]
+        busiest = 0
+        for times in series:
+            low = 0
+            for high, at in enumerate(times):
+                while times[low] <= at - window:
+                    low += 1
+                busiest = max(busiest, high - low + 1)
         return busiest / (self.limit(operation) * window)
 
     def limit(self, operation: str) -> float:
-        """Requests per (real) second the bucket admits."""
-        return self._buckets[operation][1].rate
+        """Requests per (real) second one region's bucket admits."""
+        return self._quotas[operation].per_second * self.scale
 
     def __call__(self, service: str, operation: str, region: str) -> Fault | None:
-        found = self._buckets.get(operation)
-        if found is None:
+        quota = self._quotas.get(operation)
+        if quota is None:
             return None
-        quota, bucket = found
         with self._lock:
+            bucket = self._buckets.get((operation, region))
+            if bucket is None:
+                rate = self.limit(operation)
+                bucket = self._buckets[(operation, region)] = TokenBucket(rate, rate / self.compression)
             if bucket.take():
-                now = time.monotonic()
-                self.admitted.setdefault(operation, []).append(now)
+                self.admitted.setdefault((operation, region), []).append(time.monotonic())
                 return None
             self.throttled[operation] += 1
         code = "Throttling" if quota.xml else "ThrottlingException"

@@ -61,6 +61,11 @@ def default_scenarios() -> list[Scenario]:
     rollout = Scenario("Rollout: 10,000 pods in 60 s on 500 nodes, 10 secrets, 50 ServiceAccounts")
     return [
         rollout,
+        replace(
+            rollout,
+            name="The 10-secret rollout with --batch-rate 0.16 (80% of the batch quota over 500 nodes)",
+            batch_rate_share=0.8,
+        ),
         replace(rollout, name="Rollout: 10,000 pods in 60 s on 500 nodes, 50 secrets", objects_per_pod=50),
         Scenario(
             "Steady state: 20,000 pods, 2-minute rotation poll, 10 objects (10% SSM)",

@@ -13,7 +13,7 @@ from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients, CallObserver
 from provider_aws.aws.fetch import Fetcher
 from provider_aws.aws.valuecache import ValueCache
-from provider_aws.identity.credentials import IdentityProvider, IdentityStats
+from provider_aws.identity.credentials import IdentityProvider, IdentityStats, sts_attempts
 from provider_aws.identity.kube import KubeApi, LightkubeApi
 from provider_aws.identity.regions import RegionResolver
 from provider_aws.mount import Mounter
@@ -56,7 +56,9 @@ async def build_provider(
     session = session if session is not None else get_session()
     kube_api: KubeApi = kube if kube is not None else LightkubeApi()
     stats = IdentityStats()
-    clients = AwsClients(settings, session, observer=aws_observer, attempts=SINGLE_ATTEMPT)
+    clients = AwsClients(
+        settings, session, observer=aws_observer, attempts={**SINGLE_ATTEMPT, **sts_attempts(settings)}
+    )
     identities = IdentityProvider(settings, clients, kube_api, stats=stats)
     regions = RegionResolver(settings, kube_api, stats)
     rotation = RotationStats()

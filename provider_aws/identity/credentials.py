@@ -38,12 +38,23 @@ __all__ = [
     "IdentityProvider",
     "IdentityStats",
     "role_session_name",
+    "sts_attempts",
 ]
 
 ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 _log = structlog.get_logger(__name__)
 _STS_ASSUME = "assume_role_with_web_identity"
+# STS's quota (600 requests/s per account and region) is shared by everything in the account: a
+# fleet rollout can meet it, and a throttled exchange would fail the Mount, so it gets more tries.
+STS_EXTRA_ATTEMPTS = 2
+
+
+def sts_attempts(settings: Settings) -> dict[str, int]:
+    """botocore's attempts for the STS exchange: two more than for other requests."""
+    return {_STS_ASSUME: max(1, settings.aws_max_attempts) + STS_EXTRA_ATTEMPTS}
+
+
 # STS RoleSessionName: 2 to 64 characters of [\w+=,.@-].
 _SESSION_NAME_MAX = 64
 _SESSION_NAME_BAD = re.compile(r"[^\w+=,.@-]", re.ASCII)

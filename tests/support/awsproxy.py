@@ -3,7 +3,7 @@
 Requests are counted by (service, operation) and by SigV4 region, each with its start
 and end time, so tests can assert how many calls a Mount made and that they overlapped.
 Faults are chosen per SigV4 region (and optionally per operation); a `gate` (the fleet
-simulation's account quotas) may answer a request with a fault before any of them.
+simulation's account quotas) may answer a request that no fault stopped.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class ProxyState:
     faults: dict[tuple[str, str], Fault] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
-    # (service, operation, region) -> a fault to answer instead, or None to go on; runs before `faults`.
+    # (service, operation, region) -> a fault to answer instead, or None; asked when no fault applies.
     gate: Callable[[str, str, str], Fault | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,13 +138,13 @@ def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
             peer = (str(self.client_address[0]), int(self.client_address[1]))
             operation = _operation(headers, body)
             start = time.monotonic()
-            gate = state.gate
-            gated = gate(service, operation, region) if gate is not None else None
             with state.lock:
                 state.in_flight += 1
                 state.max_in_flight = max(state.max_in_flight, state.in_flight)
-                fault = gated or state.faults.get((region, operation)) or state.faults.get((region, "*"))
-                delay = state.delay
+                fault = state.faults.get((region, operation)) or state.faults.get((region, "*"))
+                delay, gate = state.delay, state.gate
+            if fault is None and gate is not None:
+                fault = gate(service, operation, region)
             recorded = False
 
             def record(status: int) -> None:
