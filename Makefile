@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck proto demo bench clean image image-test architecture helm chart
+.PHONY: install test lint typecheck proto demo bench fleet clean image image-test architecture helm chart
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Fleet-scale simulation against AWS's account quotas (issue 15): FLEET_NODES provider processes.
+FLEET_NODES ?= 4
+fleet: install
+	$(BIN)/python -m fleet --nodes $(FLEET_NODES)
 
 # The container image (buildah, no daemon). IMAGE_BASE: any Python >= 3.11 image with the venv
 # module; machines that cannot pull from public registries use `make image-test`'s local base.
