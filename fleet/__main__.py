@@ -41,7 +41,7 @@ def smoke(scenario: Scenario) -> Scenario:
 
 def _prepare(world: World, scenario: Scenario, nodes: int, rtt: float) -> QuotaGate:
     world.reset_counts()
-    gate = QuotaGate(scenario.scaled(nodes), scenario.compression)
+    gate = QuotaGate(scenario.scaled(nodes))
     state = world.proxy.state
     state.delay, state.gate = rtt, gate
     with world.kube.state.lock:

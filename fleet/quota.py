@@ -58,12 +58,13 @@ QUOTAS = (
 @dataclass
 class QuotaGate:
     """The proxy's gate: one bucket per quota and region, `scale` = K/N x time compression; each
-    bucket holds one second of fleet time (`scale` / `compression` of the quota), at least one token.
+    bucket holds one (real) second of its scaled rate, at least one token. The K sampled nodes
+    send far lumpier traffic than the sum of N nodes does, and a bucket of one fleet second
+    would hold less than one token of the batch quota.
 
     STS requests are unsigned, so their region is unknown: STS of every region shares one bucket."""
 
     scale: float
-    compression: float = 1.0
     quotas: tuple[Quota, ...] = QUOTAS
     throttled: Counter[str] = field(default_factory=Counter)
     # (operation, region) -> monotonic times of the requests its bucket let through
@@ -105,7 +106,7 @@ class QuotaGate:
             bucket = self._buckets.get((operation, region))
             if bucket is None:
                 rate = self.limit(operation)
-                bucket = self._buckets[(operation, region)] = TokenBucket(rate, rate / self.compression)
+                bucket = self._buckets[(operation, region)] = TokenBucket(rate, rate)
             if bucket.take():
                 self.admitted.setdefault((operation, region), []).append(time.monotonic())
                 return None

@@ -108,7 +108,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"run took {meta['duration_s']:.0f} s.",
         "",
         "Scaling: K `provider-aws serve` processes stand for K of N nodes, each with the scenario's pods per "
-        "node; every account-wide quota below is a token bucket of K/N of it (one second of burst). Time is "
+        "node; every account-wide quota below is a token bucket of K/N of it, holding one second of that. "
+        "Time is "
         "compressed by the factor shown: arrivals, polls, kubelet's retry back-off and the providers' "
         "windows, "
         "TTLs and back-offs run that much faster, and quotas and the Go client's 5 QPS Kubernetes limit "

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fleet.ours import Outcome, Versions
-from fleet.quota import QUOTAS, QuotaGate
+from fleet.quota import QuotaGate
 from fleet.scenarios import Pod, Scenario
 from fleet.world import World
 
@@ -171,7 +171,8 @@ async def run_scenario(driver: Driver, world: World, scenario: Scenario, pods: l
     figures.throttles = Counter(gate.throttled) - throttles
     figures.kube_gets = world.kube.state.count() - kube
     figures.peak_use = {
-        quota.operation: round(gate.peak_use(quota.operation, since, PEAK_WINDOW / c), 3) for quota in QUOTAS
+        quota.operation: round(gate.peak_use(quota.operation, since, PEAK_WINDOW / c), 3)
+        for quota in gate.quotas
     }
     figures.wall_seconds = time.monotonic() - began
     return figures

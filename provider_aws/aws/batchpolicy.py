@@ -43,8 +43,9 @@ class BatchRules:
     refusal_ttl: float = 300.0
     # The node's own BatchGetSecretValue budget, requests per second; 0 means none.
     rate: float = 0.0
-    # Seconds of `rate` the node may spend at once.
-    burst_seconds: float = 5.0
+    # Seconds of `rate` the node may spend at once (at least one request): short, because every
+    # node of a fleet may spend its burst at the same moment, e.g. when a rollout starts.
+    burst_seconds: float = 1.0
 
 
 @dataclass(slots=True)
