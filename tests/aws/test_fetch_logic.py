@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
 from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.fetch import Fetcher
-from provider_aws.aws.secretsmanager import BatchRefusals
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
 from tests.support.fakeaws import FakeAws, aws_error
@@ -70,7 +70,7 @@ def ssm(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fetcher(aws: FakeAws) -> Fetcher:
-    return Fetcher(aws, BatchRefusals(ttl=300), SharedCalls(0.0, RotationStats()))
+    return Fetcher(aws, BatchPolicy(BatchRules()), SharedCalls(0.0, RotationStats()))
 
 
 @pytest.mark.asyncio

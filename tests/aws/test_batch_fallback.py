@@ -15,9 +15,9 @@ from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
 from provider_aws.settings import Settings
+from tests.aws.test_fetch import FAILOVER, PRIMARY, StaticCreds, creds, secret, values
 from tests.conftest import seed_client
 from tests.support.awsproxy import Fault, ProxyState
-from tests.test_fetch import FAILOVER, PRIMARY, StaticCreds, creds, secret, values
 
 THROTTLED = Fault(status=400, code="ThrottlingException", message="Rate exceeded")
 
