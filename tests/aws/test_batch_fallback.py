@@ -18,16 +18,9 @@ from provider_aws.settings import Settings
 from tests.aws.test_fetch import FAILOVER, PRIMARY, StaticCreds, creds, secret, values
 from tests.conftest import seed_client
 from tests.support.awsproxy import Fault, ProxyState
+from tests.support.clock import FakeClock
 
 THROTTLED = Fault(status=400, code="ThrottlingException", message="Rate exceeded")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest_asyncio.fixture
@@ -40,7 +33,7 @@ async def clients(aws: ProxyState) -> AsyncIterator[AwsClients]:
         await built.close()
 
 
-def fetcher_with(clients: AwsClients, clock: Clock, **rules: float) -> Fetcher:
+def fetcher_with(clients: AwsClients, clock: FakeClock, **rules: float) -> Fetcher:
     policy = BatchPolicy(BatchRules(**rules), clock=clock, rng=random.Random(15))
     return Fetcher(clients, policy, SharedCalls(0.0, RotationStats()))
 
@@ -58,7 +51,7 @@ async def test_a_throttled_batch_is_sent_once_falls_back_at_once_and_pauses_batc
     aws: ProxyState, moto_server: str, clients: AwsClients
 ) -> None:
     specs = seed(moto_server, 10)
-    clock = Clock()
+    clock = FakeClock()
     fetcher = fetcher_with(clients, clock, backoff_base=8.0, backoff_max=8.0)
     aws.faults[(PRIMARY, "BatchGetSecretValue")] = THROTTLED
 
@@ -82,7 +75,7 @@ async def test_a_throttled_batch_is_sent_once_falls_back_at_once_and_pauses_batc
 @pytest.mark.asyncio
 async def test_the_pause_is_kept_per_identity(aws: ProxyState, moto_server: str, clients: AwsClients) -> None:
     specs = seed(moto_server, 5)
-    fetcher = fetcher_with(clients, Clock(), backoff_base=60.0)
+    fetcher = fetcher_with(clients, FakeClock(), backoff_base=60.0)
     aws.faults[(PRIMARY, "BatchGetSecretValue")] = THROTTLED
     await fetcher.fetch(specs, (PRIMARY,), creds)
     del aws.faults[(PRIMARY, "BatchGetSecretValue")]
@@ -108,7 +101,7 @@ async def test_a_batch_only_for_enough_unpinned_secrets(
     aws: ProxyState, moto_server: str, clients: AwsClients, count: int, expected: dict[str, int]
 ) -> None:
     specs = seed(moto_server, count)
-    await fetcher_with(clients, Clock(), min_secrets=4).fetch(specs, (PRIMARY,), creds)
+    await fetcher_with(clients, FakeClock(), min_secrets=4).fetch(specs, (PRIMARY,), creds)
     assert aws.operations() == expected
 
 
@@ -117,7 +110,7 @@ async def test_the_node_budget_sends_the_rest_through_get_secret_value(
     aws: ProxyState, moto_server: str, clients: AwsClients
 ) -> None:
     specs = seed(moto_server, 5)
-    clock = Clock()
+    clock = FakeClock()
     fetcher = fetcher_with(clients, clock, rate=0.25, burst_seconds=4.0)  # one token, one more after 4 s
     for _ in range(3):
         await fetcher.fetch(specs, (PRIMARY,), creds)
@@ -134,7 +127,7 @@ async def test_a_failing_region_sends_the_batch_to_the_failover_region_at_once(
 ) -> None:
     specs = seed(moto_server, 6, PRIMARY, FAILOVER)
     aws.faults[(PRIMARY, "*")] = Fault(status=503, code="ServiceUnavailable")
-    got = values(await fetcher_with(clients, Clock()).fetch(specs, (PRIMARY, FAILOVER), creds))
+    got = values(await fetcher_with(clients, FakeClock()).fetch(specs, (PRIMARY, FAILOVER), creds))
     assert len(got) == 6
     by_region = sorted((call.region, call.operation) for call in aws.calls)
     assert by_region == [(FAILOVER, "BatchGetSecretValue"), (PRIMARY, "BatchGetSecretValue")]
@@ -146,6 +139,6 @@ async def test_without_a_failover_region_a_failed_batch_is_retried_one_by_one(
 ) -> None:
     specs = seed(moto_server, 4)
     aws.faults[(PRIMARY, "BatchGetSecretValue")] = Fault(status=500, code="InternalServiceError")
-    got = values(await fetcher_with(clients, Clock()).fetch(specs, (PRIMARY,), creds))
+    got = values(await fetcher_with(clients, FakeClock()).fetch(specs, (PRIMARY,), creds))
     assert len(got) == 4
     assert aws.operations() == {"BatchGetSecretValue": 1, "GetSecretValue": 4}

@@ -8,22 +8,15 @@ import random
 import pytest
 
 from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
+from tests.support.clock import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def policy(clock: Clock, **rules: float) -> BatchPolicy:
+def policy(clock: FakeClock, **rules: float) -> BatchPolicy:
     return BatchPolicy(BatchRules(**rules), clock=clock, rng=random.Random(15))
 
 
 def test_back_off_doubles_with_jitter_up_to_its_bound() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = policy(clock, backoff_base=2.0, backoff_max=30.0)
     waits = [gate.throttled("irsa:a", "eu-west-1") for _ in range(8)]
     ceilings = [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
@@ -34,7 +27,7 @@ def test_back_off_doubles_with_jitter_up_to_its_bound() -> None:
 
 
 def test_a_throttle_pauses_batching_for_that_identity_and_region_only() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = policy(clock, backoff_base=10.0)
     wait = gate.throttled("irsa:a", "eu-west-1")
     assert not gate.allow("irsa:a", "eu-west-1", 20)
@@ -45,7 +38,7 @@ def test_a_throttle_pauses_batching_for_that_identity_and_region_only() -> None:
 
 
 def test_success_after_the_pause_starts_the_next_back_off_from_the_base() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = policy(clock, backoff_base=4.0, backoff_max=100.0)
     for _ in range(3):
         clock.now += gate.throttled("irsa:a", "r") + 1
@@ -55,7 +48,7 @@ def test_success_after_the_pause_starts_the_next_back_off_from_the_base() -> Non
 
 
 def test_success_of_a_batch_sent_before_a_throttle_keeps_the_pause() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = policy(clock, backoff_base=4.0)
     gate.throttled("irsa:a", "r")
     gate.succeeded("irsa:a", "r")  # an earlier batch answering late
@@ -63,7 +56,7 @@ def test_success_of_a_batch_sent_before_a_throttle_keeps_the_pause() -> None:
 
 
 def test_state_is_bounded_least_recently_throttled_first() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = BatchPolicy(BatchRules(backoff_base=60.0), clock=clock, rng=random.Random(1), max_entries=3)
     for name in ("a", "b", "c", "d", "e"):
         gate.throttled(f"irsa:{name}", "r")
@@ -77,12 +70,12 @@ def test_state_is_bounded_least_recently_throttled_first() -> None:
     ("minimum", "secrets", "batched"), [(4, 3, False), (4, 4, True), (1, 1, False), (2, 2, True)]
 )
 def test_only_enough_secrets_are_worth_a_batch(minimum: int, secrets: int, batched: bool) -> None:
-    gate = policy(Clock(), min_secrets=minimum)
+    gate = policy(FakeClock(), min_secrets=minimum)
     assert gate.allow("irsa:a", "r", secrets) is batched
 
 
 def test_the_node_budget_spends_tokens_and_refills_with_time() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = policy(clock, rate=0.5, burst_seconds=4.0)  # two tokens at most, one every two seconds
     assert [gate.allow("irsa:a", "r", 10) for _ in range(3)] == [True, True, False]
     # the budget is the node's, not an identity's
@@ -93,7 +86,7 @@ def test_the_node_budget_spends_tokens_and_refills_with_time() -> None:
 
 
 def test_a_refusal_is_remembered_for_its_ttl() -> None:
-    clock = Clock()
+    clock = FakeClock()
     gate = policy(clock, refusal_ttl=300.0)
     gate.refused("irsa:a", "r")
     clock.now += 299.0
