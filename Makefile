@@ -77,3 +77,21 @@ image-test: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The Secrets Store CSI driver's own provider client (tests/driverclient; issue 14), which the driver-client
+# tests in `make test` call our socket with. tests/driverclient/go.mod is the one place its versions are
+# pinned (with go.sum committed); the binary is rebuilt only when its sources change.
+GO ?= go
+DRIVERCLIENT := build/bin/driverclient
+DRIVERCLIENT_SRC := $(wildcard tests/driverclient/*.go tests/driverclient/go.mod tests/driverclient/go.sum \
+	tests/driverclient/mlog/*.go tests/driverclient/mlog/go.mod)
+
+.PHONY: driverclient
+driverclient: $(DRIVERCLIENT)
+
+$(DRIVERCLIENT): $(DRIVERCLIENT_SRC)
+	@mkdir -p $(@D)
+	cd tests/driverclient && $(GO) build -mod=readonly -trimpath -o $(CURDIR)/$@.tmp .
+	mv $@.tmp $@
+
+test: $(DRIVERCLIENT)

@@ -1,0 +1,435 @@
+"""`provider-aws serve` driven through the Secrets Store CSI driver's own provider client.
+
+Each Mount here goes through the driver's code (tests/driverclient, built from
+sigs.k8s.io/secrets-store-csi-driver/pkg/secrets-store): the driver's dial options and retry config,
+`MountContent` with its checks of the answer, and `fileutil.WritePayloads`, the driver's atomic writer,
+writing into a target directory. Where it is meaningful, the same request also goes through our Python
+stand-in of the driver (`provider_aws.cli.mount`: `call_mount`, `check_response`, `write_atomically`) and
+the two written trees (paths, contents, modes) and object versions must be equal.
+
+The Go provider cannot be run beside ours here (its module is not obtainable from the module proxy), so
+what the driver sees from it in the same cases is not measured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from grpclib import GRPCError, Status
+
+from provider_aws import __version__
+from provider_aws._proto.v1alpha1 import MountRequest, ObjectVersion
+from provider_aws.cli.mount import (
+    MountOptions,
+    SecretProviderClass,
+    build_request,
+    call_mount,
+    check_response,
+    write_atomically,
+)
+from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.rpc.service import semver
+from tests.conftest import seed_client
+from tests.support.awsproxy import Fault, ProxyState
+from tests.support.driverclient import (
+    DRIVER_RECV_LIMIT,
+    DriverResult,
+    Entry,
+    driver_mount,
+    driver_version,
+    driverclient_binary,
+    written_tree,
+)
+from tests.support.identity import ROLE
+from tests.support.kubeapi import FakeKubeApi
+from tests.support.leakscan import LeakScan
+from tests.support.requests import REGION, STATIC
+from tests.support.serveproc import ServeProcess, serve_env, serve_process
+
+DATA = Path(__file__).parent / "data"
+CALL_TIMEOUT = 60.0
+# Fresh answers on every Mount: no shared rotation checks between the calls of one test.
+SERVE_FLAGS = ("--coalesce-window", "0")
+SEED_NODE = "node-1"
+SEED_ARNS = (
+    "arn:aws:secretsmanager:eu-west-1:[111122223333]:secret:MySecret-00AACC",
+    "arn:aws:secretsmanager:eu-west-1:[111122223333]:secret:MySecret2-00AABB",
+)
+MY_SECRET = {"user": {"username": "john.doe", "password": "123456"}}
+MY_SECRET2 = "the value of MySecret2"
+# Secrets Manager's largest SecretString, in bytes.
+SECRET_MAX = 65536
+
+
+@pytest.fixture(scope="module")
+def driverclient() -> Path:
+    return driverclient_binary()
+
+
+@dataclass(frozen=True)
+class Rig:
+    """One test's provider socket, moto, work directory and leak scan, and the two drivers to call with."""
+
+    binary: Path
+    aws: ProxyState
+    moto: str
+    socket_dir: Path
+    work: Path
+    leak_scan: LeakScan
+
+    @asynccontextmanager
+    async def served(self, env: Mapping[str, str] | None = None) -> AsyncIterator[ServeProcess]:
+        """`provider-aws serve` as a child; its log goes to the leak scan when it stops."""
+        log = self.work / "serve.log"
+        try:
+            async with serve_process(
+                self.socket_dir, log, SERVE_FLAGS, serve_env() | dict(env or {})
+            ) as child:
+                yield child
+        finally:
+            if log.exists():
+                self.leak_scan.add_text(f"{__name__} serve log", log.read_bytes())
+
+    async def driver(
+        self,
+        request: MountRequest,
+        target: str,
+        *,
+        current: Mapping[str, str] | None = None,
+        recv_limit: int = DRIVER_RECV_LIMIT,
+    ) -> DriverResult:
+        """Mount through the driver's MountContent into `work/target`, created first as the driver mounts
+        its tmpfs there before calling the provider (its atomic writer needs the directory)."""
+        (self.work / target).mkdir(exist_ok=True)
+        result = await driver_mount(
+            self.binary, self.socket_dir, request, self.work / target, current=current, recv_limit=recv_limit
+        )
+        self.leak_scan.add_text(f"{__name__} driverclient stderr", result.stderr)
+        self.leak_scan.add_text(f"{__name__} driverclient message", result.message)
+        return result
+
+    async def python(
+        self,
+        child: ServeProcess,
+        request: MountRequest,
+        target: str,
+        current: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
+        """The same Mount through our Python stand-in of the driver into `work/target`; its versions.
+
+        `current` replaces the request's current_object_version, as in `driver`.
+        """
+        sent = MountRequest(
+            attributes=request.attributes,
+            secrets=request.secrets,
+            target_path=str(self.work / target),
+            permission=request.permission,
+            current_object_version=(
+                list(request.current_object_version)
+                if current is None
+                else [ObjectVersion(id=key, version=value) for key, value in current.items()]
+            ),
+        )
+        response = await call_mount(child.socket_path, sent, CALL_TIMEOUT)
+        versions = check_response(response)
+        write_atomically(self.work / target, response.files)
+        return versions
+
+    def tree(self, target: str) -> dict[str, Entry]:
+        return written_tree(self.work / target)
+
+
+@pytest.fixture
+def rig(
+    *,
+    driverclient: Path,
+    aws: ProxyState,
+    moto_server: str,
+    socket_dir: Path,
+    tmp_path: Path,
+    leak_scan: LeakScan,
+) -> Rig:
+    return Rig(driverclient, aws, moto_server, socket_dir, tmp_path, leak_scan)
+
+
+def go_code(status: Status) -> str:
+    """grpc-go's name of a status code, as the driver logs it: NOT_FOUND -> NotFound."""
+    return "".join(part.capitalize() for part in status.name.split("_"))
+
+
+def payload(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((DATA / name).read_text(encoding="utf-8"))
+    return data
+
+
+def timestamp_dirs(target: Path) -> list[str]:
+    return sorted(entry.name for entry in target.iterdir() if entry.name.startswith("..2"))
+
+
+def static_request(objects: str, *, permission: int = 0o644, **parameters: str) -> MountRequest:
+    """The driver's MountRequest for a pod mounting `objects`, with nodePublishSecretRef credentials."""
+    spc = SecretProviderClass("driver-client", {"objects": objects, "region": REGION, **parameters})
+    options = MountOptions(
+        target=Path("/var/lib/kubelet/pods/uid-dc/volumes/kubernetes.io~csi/secrets/mount"),
+        namespace="shop",
+        pod="dc-0",
+        pod_uid="uid-dc",
+        service_account="web",
+        secrets=json.loads(STATIC),
+        permission=permission,
+    )
+    return build_request(spc, options)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_version_through_the_drivers_helper(rig: Rig) -> None:
+    """The driver's health check (Version, which the driver bounds with 5 s) gets our semver."""
+    async with rig.served():
+        result = await driver_version(rig.binary, rig.socket_dir)
+    assert (result.status_code, result.message) == ("OK", "")
+    assert result.runtime_version == semver(__version__)
+    assert rig.aws.count() == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(180)
+async def test_seed_mount_and_rotation_with_irsa(rig: Rig) -> None:
+    """The seed's exact MountRequests (tests/data: first mount, then the rotation reconcile) through the
+    driver's code; IRSA through moto's STS, the role from a fake Kubernetes API, the region from the node.
+    The seed's placeholder ARNs are swapped for the ARNs moto gave the two secrets."""
+    client = seed_client(rig.moto, "secretsmanager", REGION)
+    arns = (
+        client.create_secret(Name="MySecret", SecretString=json.dumps(MY_SECRET))["ARN"],
+        client.create_secret(Name="MySecret2", SecretString=MY_SECRET2)["ARN"],
+    )
+
+    def seed_request(name: str) -> MountRequest:
+        data = payload(name)
+        attributes = data["attributes"]
+        for placeholder, arn in zip(SEED_ARNS, arns, strict=True):
+            attributes = attributes.replace(placeholder, arn)
+        return MountRequest(
+            attributes=attributes,
+            secrets=data["secrets"],
+            target_path=data["target_path"],
+            permission=data["permission"],
+        )
+
+    kube = FakeKubeApi().start()
+    try:
+        kube.state.service_accounts[("default", "default")] = {ROLE_ARN_ANNOTATION: ROLE}
+        kube.state.nodes[SEED_NODE] = {"topology.kubernetes.io/region": REGION}
+        env = {"KUBECONFIG": str(kube.write_kubeconfig(rig.work / "kubeconfig")), "NODE_NAME": SEED_NODE}
+        async with rig.served(env) as child:
+            first = seed_request("seed_first_mount.json")
+            by_driver = await rig.driver(first, "go")
+            by_python = await rig.python(child, first, "py")
+            driver_first, python_first = rig.tree("go"), rig.tree("py")
+
+            client.put_secret_value(SecretId="MySecret2", SecretString="MySecret2, rotated")
+            rotation = seed_request("seed_rotation.json")
+            rotated = await rig.driver(rotation, "go", current=by_driver.object_versions or {})
+            python_rotated = await rig.python(child, rotation, "py", current=by_python)
+    finally:
+        kube.stop()
+
+    assert (by_driver.status_code, by_driver.error_code) == ("OK", "")
+    assert by_driver.object_versions == by_python
+    assert driver_first == python_first
+    assert {path: entry.contents for path, entry in driver_first.items()} == {
+        arns[0]: json.dumps(MY_SECRET).encode(),  # no "/" in an ARN: the file is named after it
+        "dbusername": b"john.doe",
+        "dbpassword": b"123456",
+        "foobar": MY_SECRET2.encode(),
+    }
+    assert {entry.mode for entry in driver_first.values()} == {0o644}
+
+    assert (rotated.status_code, rotated.error_code) == ("OK", "")
+    assert rotated.object_versions == python_rotated
+    changed = {key for key, value in python_rotated.items() if by_python.get(key) != value}
+    assert changed == {"foobar"}
+    driver_rotated = rig.tree("go")
+    assert driver_rotated == rig.tree("py")
+    assert driver_rotated["foobar"] == Entry("file", 0o644, b"MySecret2, rotated")
+    # each writer keeps one payload directory: the old one is gone after the swap
+    assert len(timestamp_dirs(rig.work / "go")) == len(timestamp_dirs(rig.work / "py")) == 1
+    assert rig.aws.count(operation="AssumeRoleWithWebIdentity") >= 1
+    assert kube.state.count("nodes") == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(180)
+async def test_nested_paths_modes_and_binary_contents(rig: Rig) -> None:
+    """pathTranslation False (sub-directories), per-object and per-jmesPath modes, a request default of
+    0400, an SSM parameter and a binary secret: the driver's writer and ours leave the same tree."""
+    sm = seed_client(rig.moto, "secretsmanager", REGION)
+    sm.create_secret(Name="app/db/password", SecretString="pw-1")
+    sm.create_secret(Name="app/blob", SecretBinary=b"\x00\xff\x10binary")
+    sm.create_secret(Name="app/json", SecretString=json.dumps({"a": "A", "b": {"c": "C"}}))
+    ssm = seed_client(rig.moto, "ssm", REGION)
+    ssm.put_parameter(Name="/app/config/url", Value="https://x", Type="String")
+    objects = """\
+- objectName: app/db/password
+  objectType: secretsmanager
+  filePermission: "0600"
+- objectName: app/blob
+  objectType: secretsmanager
+- objectName: /app/config/url
+  objectType: ssmparameter
+- objectName: app/json
+  objectType: secretsmanager
+  objectAlias: settings.json
+  jmesPath:
+    - path: a
+      objectAlias: a_value
+      filePermission: "0640"
+    - path: b.c
+      objectAlias: deep/c
+"""
+    request = static_request(objects, permission=0o400, pathTranslation="False")
+    async with rig.served() as child:
+        by_driver = await rig.driver(request, "go")
+        by_python = await rig.python(child, request, "py")
+    assert (by_driver.status_code, by_driver.error_code) == ("OK", "")
+    assert by_driver.object_versions == by_python
+    tree = rig.tree("go")
+    assert tree == rig.tree("py")
+    files = {path: (entry.mode, entry.contents) for path, entry in tree.items() if entry.kind == "file"}
+    assert files == {
+        "app/db/password": (0o600, b"pw-1"),
+        "app/blob": (0o400, b"\x00\xff\x10binary"),
+        "app/config/url": (0o400, b"https://x"),
+        "settings.json": (0o400, json.dumps({"a": "A", "b": {"c": "C"}}).encode()),
+        "a_value": (0o640, b"A"),
+        "deep/c": (0o400, b"C"),
+    }
+    directories = {path for path, entry in tree.items() if entry.kind == "dir"}
+    assert directories == {"app", "app/db", "app/config", "deep"}
+
+
+async def response_size(child: ServeProcess, request: MountRequest) -> int:
+    """Bytes of the serialised MountResponse: grpc-go compares this with its receive limit."""
+    return len(bytes(await call_mount(child.socket_path, request, CALL_TIMEOUT)))
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+async def test_the_drivers_4_mib_receive_limit(rig: Rig) -> None:
+    """64 secrets sized so that the answer is exactly 4 MiB (the largest the driver accepts by default),
+    then one byte more: RESOURCE_EXHAUSTED as the driver sees it, nothing written, and accepted again with
+    a larger --max-call-recv-msg-size. The Go provider's side of this cannot be run here."""
+    client = seed_client(rig.moto, "secretsmanager", REGION)
+    names = [f"big-{i:02d}" for i in range(64)]
+    for i, name in enumerate(names[:-1]):
+        client.create_secret(Name=name, SecretString=(f"{i:02d}" * SECRET_MAX)[:SECRET_MAX])
+    filler, filler_size = names[-1], 60_000
+    client.create_secret(Name=filler, SecretString="f" * filler_size)
+    objects = "".join(f"- objectName: {name}\n  objectType: secretsmanager\n" for name in names)
+    request = static_request(objects)
+
+    async with rig.served() as child:
+        # Size the last secret so the answer is exactly the limit (a few tries: a length prefix may grow).
+        for _ in range(4):
+            size = await response_size(child, request)
+            if size == DRIVER_RECV_LIMIT:
+                break
+            filler_size += DRIVER_RECV_LIMIT - size
+            client.put_secret_value(SecretId=filler, SecretString="f" * filler_size)
+        assert size == DRIVER_RECV_LIMIT
+        assert filler_size <= SECRET_MAX
+        at_limit = await rig.driver(request, "at")
+        at_limit_python = await rig.python(child, request, "at-py")
+
+        client.put_secret_value(SecretId=filler, SecretString="f" * (filler_size + 1))
+        assert await response_size(child, request) == DRIVER_RECV_LIMIT + 1
+        over = await rig.driver(request, "over")
+        raised = await rig.driver(request, "raised", recv_limit=2 * DRIVER_RECV_LIMIT)
+
+    assert (at_limit.status_code, at_limit.error_code) == ("OK", "")
+    assert at_limit.object_versions == at_limit_python
+    assert sorted(at_limit_python) == names
+    tree = rig.tree("at")
+    assert tree == rig.tree("at-py")
+    assert sum(len(entry.contents or b"") for entry in tree.values()) == 63 * SECRET_MAX + filler_size
+    # the driver warns that an answer over 1 MiB breaks syncing to a Kubernetes Secret
+    assert "proto above 1MiB, secret sync may fail" in at_limit.stderr
+
+    assert (over.status_code, over.error_code) == ("ResourceExhausted", "GRPCProviderError")
+    assert f"({DRIVER_RECV_LIMIT + 1} vs. {DRIVER_RECV_LIMIT})" in over.message
+    assert "Set --max-call-recv-msg-size" in over.stderr
+    assert over.object_versions is None
+    assert list((rig.work / "over").iterdir()) == []
+
+    assert (raised.status_code, raised.error_code) == ("OK", "")
+    assert rig.tree("raised")[filler].contents == b"f" * (filler_size + 1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(
+    ("objects", "status"),
+    [
+        ("- objectName: no-such-secret\n  objectType: secretsmanager\n", Status.NOT_FOUND),
+        ("- objectName: some-secret\n  objectType: vault\n", Status.INVALID_ARGUMENT),
+        ("- objectName: no-such-parameter\n  objectType: ssmparameter\n", Status.NOT_FOUND),
+    ],
+    ids=["missing-secret", "unknown-type", "missing-parameter"],
+)
+async def test_a_failing_mount_as_the_driver_sees_it(rig: Rig, objects: str, status: Status) -> None:
+    """The gRPC status reaches the driver unchanged (grpc-go's name for it), with MountContent's error
+    reason GRPCProviderError, no versions and nothing written; our stand-in sees the same status."""
+    request = static_request(objects)
+    async with rig.served() as child:
+        by_driver = await rig.driver(request, "go")
+        with pytest.raises(GRPCError) as caught:
+            await rig.python(child, request, "py")
+    assert caught.value.status == status
+    assert (by_driver.status_code, by_driver.error_code) == (go_code(status), "GRPCProviderError")
+    assert by_driver.message == f"rpc error: code = {go_code(status)} desc = {caught.value.message}"
+    assert by_driver.object_versions is None
+    assert list((rig.work / "go").iterdir()) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(180)
+async def test_a_failed_rotation_leaves_the_mounted_files(rig: Rig) -> None:
+    """A rotation Mount that fails (the secret was deleted) leaves the driver's tree as it was."""
+    client = seed_client(rig.moto, "secretsmanager", REGION)
+    client.create_secret(Name="short-lived", SecretString="v1")
+    request = static_request("- objectName: short-lived\n  objectType: secretsmanager\n")
+    async with rig.served():
+        first = await rig.driver(request, "go")
+        before = rig.tree("go")
+        client.delete_secret(SecretId="short-lived", ForceDeleteWithoutRecovery=True)
+        again = await rig.driver(request, "go", current=first.object_versions or {})
+    assert first.status_code == "OK"
+    assert before == {"short-lived": Entry("file", 0o644, b"v1")}
+    assert (again.status_code, again.error_code) == ("NotFound", "GRPCProviderError")
+    assert rig.tree("go") == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(180)
+async def test_unavailable_is_retried_by_the_driver(rig: Rig) -> None:
+    """UNAVAILABLE (AWS answering 503) is the one status the driver's retry policy repeats: its client
+    makes 3 Mount attempts where our stand-in makes one, counted at the AWS proxy."""
+    seed_client(rig.moto, "secretsmanager", REGION).create_secret(Name="flaky", SecretString="v")
+    rig.aws.faults[(REGION, "*")] = Fault(status=503, code="ServiceUnavailable")
+    request = static_request("- objectName: flaky\n  objectType: secretsmanager\n")
+    async with rig.served() as child:
+        with pytest.raises(GRPCError) as caught:
+            await rig.python(child, request, "py")
+        one_attempt = rig.aws.count()
+        by_driver = await rig.driver(request, "go")
+        driver_requests = rig.aws.count() - one_attempt
+    assert caught.value.status == Status.UNAVAILABLE
+    assert (by_driver.status_code, by_driver.error_code) == ("Unavailable", "GRPCProviderError")
+    assert one_attempt > 0
+    assert driver_requests == 3 * one_attempt
