@@ -791,3 +791,16 @@ async def test_go_table_case(  # noqa: PLR0917 - pytest fixtures and the case
         }
         assert {entry.mode for entry in files.values()} == {0o644}
         assert result.object_versions is not None and set(result.object_versions) <= set(files)
+
+
+def test_the_readme_counts_the_cases_and_names_every_difference() -> None:
+    """The README's numbers are these cases' numbers, and each deliberate difference names its Go test."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Moving from the Go provider") : readme.index("### Error codes")]
+    differing = [case for case in CASES if case.go_expected]
+    assert f"{len(CASES)} cases" in section
+    assert f"{len(CASES) - len(differing)} end as the Go test expects" in section
+    assert f"{len(differing)} differ on purpose" in section
+    for case in differing:
+        go_test = case.source.split(": ", 1)[1].split(" (")[0]
+        assert f"`{go_test}`" in section, go_test
