@@ -123,8 +123,11 @@ def ssm_down(region: str) -> tuple[tuple[str, str], ...]:
 
 
 BASIC = objects(("TestSecret1", "secretsmanager"), ("TestParm1", "ssmparameter"))
-BASIC_PUTS = (sm("TestSecret1", "secret1"), ssm("TestParm1", "parm1"))
-BASIC_FILES = {"TestSecret1": "secret1", "TestParm1": "parm1"}
+# The Go tables' values "secret1" and "secret2", spelled so that the session's leak scan cannot take the
+# object names TestSecret1 and TestSecret2 in an error message for a leaked value.
+SECRET1, SECRET2 = "secret-one", "secret-two"
+BASIC_PUTS = (sm("TestSecret1", SECRET1), ssm("TestParm1", "parm1"))
+BASIC_FILES = {"TestSecret1": SECRET1, "TestParm1": "parm1"}
 WITH_FAILOVER = {"failoverRegion": FAILOVER}
 PARMS_11 = tuple(ssm(f"TestParm{i}", f"parm{i}") for i in range(1, 12))
 SM_JSON = '{"dbUser": {"username": "SecretsManagerUser", "password": "SecretsManagerPassword"}}'
@@ -147,7 +150,7 @@ CASES: tuple[GoCase, ...] = (
         f"{SERVER_TEST}: Multi Region Success",
         BASIC,
         BASIC_FILES,
-        (sm("TestSecret1", "secret1", FAILOVER), ssm("TestParm1", "parm1")),
+        (sm("TestSecret1", SECRET1, FAILOVER), ssm("TestParm1", "parm1")),
         WITH_FAILOVER,
         server_errors=sm_down(PRIMARY),
     ),
@@ -199,9 +202,9 @@ CASES: tuple[GoCase, ...] = (
             ("BinarySecret1", "secretsmanager"),
             *((f"TestParm{i}", "ssmparameter") for i in range(1, 12)),
         ),
-        {"TestSecret1": "secret1", "BinarySecret1": "BinarySecret"}
+        {"TestSecret1": SECRET1, "BinarySecret1": "BinarySecret"}
         | {f"TestParm{i}": f"parm{i}" for i in range(1, 12)},
-        (sm("TestSecret1", "secret1"), Put("binary", "BinarySecret1", "BinarySecret"), *PARMS_11),
+        (sm("TestSecret1", SECRET1), Put("binary", "BinarySecret1", "BinarySecret"), *PARMS_11),
     ),
     GoCase(
         f"{SERVER_TEST}: Fail Pod Retrieval",
@@ -257,7 +260,7 @@ CASES: tuple[GoCase, ...] = (
             ("FailParm4", "ssmparameter"),
         ),
         "NotFound",
-        (sm("TestSecret1", "secret1"), ssm("TestParm1", "parm1"), ssm("TestParm3", "parm3")),
+        (sm("TestSecret1", SECRET1), ssm("TestParm1", "parm1"), ssm("TestParm3", "parm3")),
     ),
     GoCase(
         f"{SERVER_TEST}: Fail Write Param",
@@ -276,14 +279,14 @@ CASES: tuple[GoCase, ...] = (
     GoCase(
         f"{SERVER_TEST}: Success With Slash",
         objects(("mypath/TestSecret1", "secretsmanager"), ("mypath/TestParm1", "ssmparameter")),
-        {"mypath_TestSecret1": "secret1", "mypath_TestParm1": "parm1"},
-        (sm("mypath/TestSecret1", "secret1"), ssm("mypath/TestParm1", "parm1")),
+        {"mypath_TestSecret1": SECRET1, "mypath_TestParm1": "parm1"},
+        (sm("mypath/TestSecret1", SECRET1), ssm("mypath/TestParm1", "parm1")),
     ),
     GoCase(
         f"{SERVER_TEST}: Slash to dash",
         objects(("mypath/TestSecret1", "secretsmanager"), ("mypath/TestParm1", "ssmparameter")),
-        {"mypath-TestSecret1": "secret1", "mypath-TestParm1": "parm1"},
-        (sm("mypath/TestSecret1", "secret1"), ssm("mypath/TestParm1", "parm1")),
+        {"mypath-TestSecret1": SECRET1, "mypath-TestParm1": "parm1"},
+        (sm("mypath/TestSecret1", SECRET1), ssm("mypath/TestParm1", "parm1")),
         {"pathTranslation": "-"},
     ),
     GoCase(
@@ -297,15 +300,15 @@ CASES: tuple[GoCase, ...] = (
         f"{SERVER_TEST}: Leading Slash OK",
         objects(("/TestSecret1", "secretsmanager"), ("/TestParm1", "ssmparameter")),
         BASIC_FILES,
-        (sm("/TestSecret1", "secret1"), ssm("/TestParm1", "parm1")),
+        (sm("/TestSecret1", SECRET1), ssm("/TestParm1", "parm1")),
         {"pathTranslation": "False"},
     ),
     # --- server_test.go, mountTestsForMultiRegion ---
     GoCase(
         f"{SERVER_TEST}: Multi Region Secrets Manager Fallback Success",
         objects(("TestSecret1", "secretsmanager")),
-        {"TestSecret1": "secret1"},
-        (sm("TestSecret1", "secret1", FAILOVER),),
+        {"TestSecret1": SECRET1},
+        (sm("TestSecret1", SECRET1, FAILOVER),),
         WITH_FAILOVER,
         server_errors=sm_down(PRIMARY),
     ),
@@ -321,7 +324,7 @@ CASES: tuple[GoCase, ...] = (
         f"{SERVER_TEST}: Multi Region Fallback Success",
         BASIC,
         BASIC_FILES,
-        (sm("TestSecret1", "secret1", FAILOVER), ssm("TestParm1", "parm1", FAILOVER)),
+        (sm("TestSecret1", SECRET1, FAILOVER), ssm("TestParm1", "parm1", FAILOVER)),
         WITH_FAILOVER,
         server_errors=sm_down(PRIMARY) + ssm_down(PRIMARY),
     ),
@@ -352,7 +355,7 @@ CASES: tuple[GoCase, ...] = (
         f"{SERVER_TEST}: Multi Region Fallback Region Fail",
         objects(("TestSecret1", "secretsmanager")),
         "NotFound",
-        (sm("TestSecret1", "secret1", FAILOVER),),
+        (sm("TestSecret1", SECRET1, FAILOVER),),
         WITH_FAILOVER,
         region=None,
         cluster=Cluster(node=False),
@@ -361,7 +364,7 @@ CASES: tuple[GoCase, ...] = (
         f"{SERVER_TEST}: Region Equals FallbackRegion Fail",
         objects(("TestSecret1", "secretsmanager")),
         "InvalidArgument",
-        (sm("TestSecret1", "secret1"),),
+        (sm("TestSecret1", SECRET1),),
         {"failoverRegion": PRIMARY},
     ),
     GoCase(
@@ -383,14 +386,14 @@ CASES: tuple[GoCase, ...] = (
         f"{SERVER_TEST}: SecretsManager Primary Region 4XX Fail",
         objects(("TestSecret1", "secretsmanager")),
         "NotFound",
-        (sm("TestSecret1", "secret1", FAILOVER),),
+        (sm("TestSecret1", SECRET1, FAILOVER),),
         WITH_FAILOVER,
     ),
     GoCase(
         f"{SERVER_TEST}: SecretsManager Primary Region 5XX Fail",
         objects(("TestSecret1", "secretsmanager")),
-        {"TestSecret1": "secret1"},
-        (sm("TestSecret1", "secret1", FAILOVER),),
+        {"TestSecret1": SECRET1},
+        (sm("TestSecret1", SECRET1, FAILOVER),),
         WITH_FAILOVER,
         server_errors=sm_down(PRIMARY),
     ),
@@ -447,8 +450,8 @@ CASES: tuple[GoCase, ...] = (
     GoCase(
         f"{SERVER_TEST}: Multi Region Secrets Fallback 4XX Fail",
         objects(("TestSecret1", "secretsmanager"), ("TestSecret2", "secretsmanager")),
-        {"TestSecret1": "secret1", "TestSecret2": "secret2"},
-        (sm("TestSecret1", "secret1"), sm("TestSecret2", "secret2")),
+        {"TestSecret1": SECRET1, "TestSecret2": SECRET2},
+        (sm("TestSecret1", SECRET1), sm("TestSecret2", SECRET2)),
         WITH_FAILOVER,
         go_expected="failure (Failed to describe secret): once the primary answered, Go also calls "
         f"DescribeSecret in the failover region (the secret is not replicated there). {GO_ASKS_BOTH}",
