@@ -90,7 +90,7 @@ DRIVERCLIENT_SRC := $(wildcard tests/driverclient/*.go tests/driverclient/go.mod
 driverclient: $(DRIVERCLIENT)
 
 $(DRIVERCLIENT): $(DRIVERCLIENT_SRC)
-	@command -v $(GO) >/dev/null || { echo "make test needs Go >= 1.24 (GO=$(GO) not found) to build $@"; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "make driverclient: needs Go >= 1.24 to build $@ (https://go.dev/dl/)" >&2; exit 1; }
 	@mkdir -p $(@D)
 	cd tests/driverclient && $(GO) build -mod=readonly -trimpath -o $(CURDIR)/$@.tmp .
 	mv $@.tmp $@
