@@ -20,13 +20,8 @@ state, not a side-by-side run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,10 +31,15 @@ import pytest
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.cli.mount import MountOptions, SecretProviderClass, build_request
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
-from provider_aws.ops.health import check_socket
 from tests.conftest import seed_client
 from tests.support.awsproxy import AwsProxy, Fault, ProxyState
-from tests.support.driverclient import driver_mount, driverclient_binary, written_tree
+from tests.support.driverclient import (
+    SharedProvider,
+    driver_mount,
+    driverclient_binary,
+    shared_serve,
+    written_tree,
+)
 from tests.support.grpc_clients import short_socket_dir
 from tests.support.identity import ROLE, jwt
 from tests.support.kubeapi import FakeKubeApi
@@ -55,8 +55,7 @@ SSM_OPERATIONS = ("GetParameters", "GetParameter")
 # Fresh answers on every Mount, and one attempt per AWS request: the Go tests' mocked errors are final
 # answers, not ones an SDK would retry.
 SERVE_FLAGS = ("--coalesce-window", "0", "--aws-max-attempts", "1")
-READY_TIMEOUT = 30.0
-KILL_TIMEOUT = 15.0
+
 _ARN = re.compile(r"\{arn:([^}]+)\}")
 SM_ARN = f"arn:aws:secretsmanager:{PRIMARY}:123456789012:secret:"
 FAILOVER_SM_ARN = f"arn:aws:secretsmanager:{FAILOVER}:123456789012:secret:"
@@ -684,58 +683,12 @@ def driverclient() -> Path:
     return driverclient_binary()
 
 
-@dataclass
-class SharedProvider:
-    socket_dir: Path
-    log: Path
-    read: int = 0
-
-    def new_log(self) -> bytes:
-        """The log written since the last call, for the calling test's leak scan."""
-        with self.log.open("rb") as stream:
-            stream.seek(self.read)
-            text = stream.read()
-        self.read += len(text)
-        return text
-
-
 @pytest.fixture(scope="module")
 def shared_provider(aws_proxy: AwsProxy) -> Iterator[SharedProvider]:
-    """One `provider-aws serve` for every case with static credentials (its socket directory): the cases
-    differ only in what moto holds and in the request, as Mounts of many pods reach one provider."""
-    env = serve_env() | {"AWS_ENDPOINT_URL": aws_proxy.url}
-    with short_socket_dir() as socket_dir, tempfile.TemporaryDirectory(prefix="pa-go-") as work:
-        log = Path(work) / "serve.log"
-        with log.open("ab") as stream:
-            child = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "provider_aws",
-                    "serve",
-                    "--socket-dir",
-                    str(socket_dir),
-                    *SERVE_FLAGS,
-                ],
-                env=env,
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while not asyncio.run(check_socket(socket_dir / "aws.sock", 2.0)).serving:
-                assert child.poll() is None, log.read_text()[-4000:]
-                assert time.monotonic() < deadline, f"serve not ready in {READY_TIMEOUT} s"
-                time.sleep(0.05)
-            yield SharedProvider(socket_dir, log)
-        finally:
-            child.terminate()
-            try:
-                child.wait(timeout=KILL_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=KILL_TIMEOUT)
-        assert child.returncode == 0, log.read_text()[-4000:]
+    """One `provider-aws serve` for every case with static credentials: the cases differ only in what
+    moto holds and in the request, as Mounts of many pods reach one provider."""
+    with shared_serve(aws_proxy.url, SERVE_FLAGS) as provider:
+        yield provider
 
 
 @pytest.mark.asyncio

@@ -17,21 +17,30 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterable, Mapping
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from provider_aws._proto.v1alpha1 import MountRequest
+from provider_aws.ops.health import check_socket
+from tests.support.grpc_clients import short_socket_dir
+from tests.support.serveproc import KILL_TIMEOUT, READY_TIMEOUT, serve_env
 
 __all__ = [
     "DRIVER_RECV_LIMIT",
     "DriverResult",
     "Entry",
+    "SharedProvider",
     "driver_mount",
     "driver_version",
     "driverclient_binary",
     "request_json",
+    "shared_serve",
     "written_tree",
 ]
 
@@ -187,3 +196,51 @@ def written_tree(target: Path) -> dict[str, Entry]:
     for name in visible:
         assert os.readlink(target / name) == f"..data/{name}", name
     return tree
+
+
+@dataclass
+class SharedProvider:
+    """A `provider-aws serve` shared by many tests (a module-scoped fixture): its socket directory and log."""
+
+    socket_dir: Path
+    log: Path
+    read: int = 0
+
+    def new_log(self) -> bytes:
+        """The log written since the last call, for the calling test's leak scan."""
+        with self.log.open("rb") as stream:
+            stream.seek(self.read)
+            text = stream.read()
+        self.read += len(text)
+        return text
+
+
+@contextmanager
+def shared_serve(aws_endpoint: str, flags: Sequence[str]) -> Iterator[SharedProvider]:
+    """`provider-aws serve FLAGS...` against `aws_endpoint`, ready on entry, stopped (SIGTERM, then SIGKILL)
+    and checked for a clean exit on the way out. Synchronous, so a module-scoped fixture can hold it."""
+    env = serve_env() | {"AWS_ENDPOINT_URL": aws_endpoint}
+    with short_socket_dir() as socket_dir, tempfile.TemporaryDirectory(prefix="pa-shared-") as work:
+        log = Path(work) / "serve.log"
+        with log.open("ab") as stream:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "provider_aws", "serve", "--socket-dir", str(socket_dir), *flags],
+                env=env,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not asyncio.run(check_socket(socket_dir / "aws.sock", 2.0)).serving:
+                assert child.poll() is None, log.read_text()[-4000:]
+                assert time.monotonic() < deadline, f"serve not ready in {READY_TIMEOUT} s"
+                time.sleep(0.05)
+            yield SharedProvider(socket_dir, log)
+        finally:
+            child.terminate()
+            try:
+                child.wait(timeout=KILL_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=KILL_TIMEOUT)
+        assert child.returncode == 0, log.read_text()[-4000:]
