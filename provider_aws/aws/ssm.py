@@ -1,7 +1,9 @@
 """SSM Parameter Store: GetParameters, up to 10 names a call, with decryption.
 
 A pinned parameter is asked for as `name:version` or `name:label`. A batch never holds the same
-parameter twice, so every answer maps back to exactly one request by its name.
+parameter twice, so every answer maps back to exactly one request by its name, compared as SSM
+compares names: at the root, "/name" and "name" are one parameter, answered under the name it was
+created with.
 """
 
 from __future__ import annotations
@@ -15,17 +17,24 @@ from provider_aws.concurrency import run_all
 from provider_aws.errors import NotFoundError
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec, SecretBytes
 
-__all__ = ["BATCH_SIZE", "fetch_parameters", "plan_batches"]
+__all__ = ["BATCH_SIZE", "fetch_parameters", "parameter_key", "plan_batches"]
 
 SERVICE = "ssm"
 BATCH_SIZE = 10
 
 
+def parameter_key(name: str) -> str:
+    """The parameter a name denotes: a root-level name without its leading "/" (SSM's own rule, so that
+    "/name" and "name" match each other); hierarchical names and ARNs unchanged."""
+    bare = name.removeprefix("/")
+    return name if "/" in bare else bare
+
+
 def plan_batches(refs: list[ObjectRef]) -> list[list[ObjectRef]]:
-    """As few chunks of at most BATCH_SIZE refs as possible, no parameter name twice in a chunk."""
+    """As few chunks of at most BATCH_SIZE refs as possible, no parameter twice in a chunk."""
     by_name: dict[str, list[ObjectRef]] = {}
     for ref in refs:
-        by_name.setdefault(ref.name, []).append(ref)
+        by_name.setdefault(parameter_key(ref.name), []).append(ref)
     if not by_name:
         return []
     count = max(-(-len(refs) // BATCH_SIZE), *(len(group) for group in by_name.values()))
@@ -44,7 +53,7 @@ def plan_batches(refs: list[ObjectRef]) -> list[list[ObjectRef]]:
 
 
 def _keys(parameter: dict[str, Any]) -> set[str]:
-    keys = {str(parameter.get("Name") or "")}
+    keys = {parameter_key(str(parameter.get("Name") or ""))}
     if parameter.get("ARN"):
         keys.add(str(parameter["ARN"]))
     return keys
@@ -72,7 +81,7 @@ async def _get_batch(
     parameters = list(answer.get("Parameters") or [])
     outcome = RegionOutcome()
     for ref in batch:
-        found = next((p for p in parameters if ref.name in _keys(p)), None)
+        found = next((p for p in parameters if parameter_key(ref.name) in _keys(p)), None)
         if found is None:
             raise NotFoundError(
                 f'SSM parameter "{ref.ssm_selector}" in region {call.region} was not returned'

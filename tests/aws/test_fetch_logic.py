@@ -12,6 +12,7 @@ import pytest
 from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
 from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.ssm import parameter_key, plan_batches
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
 from tests.support.fakeaws import FakeAws, aws_error
@@ -134,3 +135,51 @@ async def test_no_answer_from_any_region_is_unavailable_and_names_each_region() 
         await fetcher(aws).fetch((secret("db"),), REGIONS, keys)
     assert f"({PRIMARY}, {FAILOVER})" in failed.value.message and '"db": NetworkError' in failed.value.message
     assert aws.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("/app", "app"),
+        ("app", "app"),
+        ("/team/app", "/team/app"),
+        ("arn:aws:ssm:eu-west-1:1:parameter/app", "arn:aws:ssm:eu-west-1:1:parameter/app"),
+    ],
+)
+def test_a_root_parameter_is_one_parameter_with_or_without_its_slash(name: str, key: str) -> None:
+    assert parameter_key(name) == key
+
+
+def test_the_same_root_parameter_pinned_twice_goes_into_two_batches() -> None:
+    batches = plan_batches([ObjectRef("app", "1"), ObjectRef("/app", "2"), ObjectRef("/other")])
+    assert len(batches) == 2
+    for chunk in batches:
+        assert [parameter_key(ref.name) for ref in chunk].count("app") == 1
+
+
+@pytest.mark.asyncio
+async def test_a_parameter_answered_under_the_name_it_was_created_with() -> None:
+    """SSM answers "/app" with the parameter created as "app" (and the other way round)."""
+    aws = FakeAws()
+    created = {parameter_key(name): name for name in ("app", "/team", "/db")}
+
+    def answer(params: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "Parameters": [
+                {
+                    "Name": created[parameter_key(n)],
+                    "Value": f"value of {created[parameter_key(n)]}",
+                    "Version": 1,
+                }
+                for n in params["Names"]
+            ],
+            "InvalidParameters": [],
+        }
+
+    aws.on(PRIMARY, "get_parameters", answer)
+    fetched = await fetcher(aws).fetch((parameter("/app"), parameter("team"), parameter("db")), REGIONS, keys)
+    assert {item.spec.object_name: bytes(item.value.reveal()) for item in fetched} == {
+        "/app": b"value of app",
+        "team": b"value of /team",
+        "db": b"value of /db",
+    }
