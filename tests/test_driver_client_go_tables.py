@@ -756,7 +756,7 @@ def test_the_readme_counts_the_cases_and_names_every_difference() -> None:
     differing = [case for case in CASES if case.go_expected]
     assert f"{len(CASES)} cases" in section
     assert f"{len(CASES) - len(differing)} end as the Go test expects" in section
-    assert f"{len(differing)} differ on purpose" in section
+    assert f"{len(differing)} differ from what their Go test states" in section
     for case in differing:
         go_test = case.source.split(": ", 1)[1].split(" (")[0]
         assert f"`{go_test}`" in section, go_test
