@@ -24,8 +24,10 @@ BATCH_SIZE = 10
 
 
 def parameter_key(name: str) -> str:
-    """The parameter a name denotes: a root-level name without its leading "/" (SSM's own rule, so that
-    "/name" and "name" match each other); hierarchical names and ARNs unchanged."""
+    """The parameter a name denotes: a root-level name without its leading "/" (SSM's own rule, as moto
+    and LocalStack model it, so that "/name" and "name" match each other); hierarchical names and ARNs
+    unchanged. Safe either way: were the two distinct parameters, they would still go in separate
+    batches and each answer would still match its own request."""
     bare = name.removeprefix("/")
     return name if "/" in bare else bare
 
