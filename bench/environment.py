@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from provider_aws.identity.regions import REGION_LABEL
 from tests.support.awsproxy import AwsProxy
 from tests.support.identity import IRSA, jwt
 from tests.support.kubeapi import FakeKubeApi
+from tests.support.motoproc import STARTUP_TIMEOUT, moto_process, stop
 from tests.support.requests import pod_attributes
 
 __all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", "profiled", "started"]
@@ -33,8 +32,6 @@ ROLE = "arn:aws:iam::123456789012:role/bench-reader"
 NODE = "bench-node"
 SEED_KEY_ID = "AKIDBENCHSEEDONLY"
 SEED_SECRET = "bench-seed-secret-key"
-STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
 
 
 @dataclass
@@ -108,54 +105,6 @@ def started() -> Iterator[Environment]:
 
 
 @contextmanager
-def moto_process() -> Iterator[tuple[str, int]]:
-    """moto's server in a process of its own: AWS answers in parallel, so the simulated AWS must
-    not take the GIL from the proxy and the driver that share this process."""
-    host, port = "127.0.0.1", _free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_http(moto, f"http://{host}:{port}/moto-api/reset")
-        yield host, port
-    finally:
-        _stop(moto)
-
-
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Signal `process` (if still running), then kill it should it outlast the bound."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for_http(process: subprocess.Popen[bytes], reset_url: str) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto's server exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(urllib.request.Request(reset_url, method="POST"), timeout=2)
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("moto's server did not answer in time") from None
-            time.sleep(0.1)
-
-
-@contextmanager
 def _provider_world(host: str, port: int) -> Iterator[Environment]:
     moto_url = f"http://{host}:{port}"
     proxy = AwsProxy((host, int(port)))
@@ -194,7 +143,7 @@ def _provider_world(host: str, port: int) -> Iterator[Environment]:
             yield Environment(moto_url, proxy, kube, process, socket_dir / "aws.sock")
         finally:
             if process is not None:
-                _stop(process)
+                stop(process)
             kube.stop()
             proxy.stop()
 
@@ -215,4 +164,4 @@ def profiled(pid: int, output: Path | None) -> Iterator[None]:
     try:
         yield
     finally:
-        _stop(recorder, signal.SIGINT)  # SIGINT: py-spy writes its samples before it exits
+        stop(recorder, signal.SIGINT)  # SIGINT: py-spy writes its samples before it exits

@@ -1,6 +1,7 @@
-"""A bounded LRU cache whose entries expire, and a coalescer of identical concurrent calls.
+"""A bounded LRU cache whose entries expire, one whose entries are dropped when their window ends,
+and a coalescer of identical concurrent calls.
 
-Both are generic and know nothing about AWS: identities, ServiceAccounts and regions are
+All are generic and know nothing about AWS: identities, ServiceAccounts and regions are
 cached with them. Neither ever lets an entry outlive its deadline or the size bound.
 """
 
@@ -8,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["CachingLoader", "SingleFlight", "TtlCache"]
+__all__ = ["CachingLoader", "SingleFlight", "TtlCache", "WindowCache"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -66,6 +68,75 @@ class TtlCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._slots.clear()
+
+
+class WindowCache(Generic[K, V]):
+    """Entries live `window` seconds from their last `put`, then the event loop drops them.
+
+    For values that must not outlive their use (answers holding secrets): `TtlCache` only forgets
+    an entry when it is read or pushed out. Every entry has one deadline, so insertion order is
+    deadline order and one timer, set for the oldest, serves them all; a `put` for a key already
+    held releases the replaced value at once. The timer holds the cache through a weak reference:
+    no cycle keeps a cache, or anything in it, alive for the garbage collector to find.
+    Needs a running loop for `put`; at most `max_size` entries, oldest first out.
+    """
+
+    def __init__(self, window: float, max_size: int, clock: Clock = time.monotonic) -> None:
+        self._window = window
+        self._max_size = max(0, max_size)
+        self._clock = clock
+        self._slots: OrderedDict[K, _Slot[V]] = OrderedDict()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def get(self, key: K) -> V | None:
+        slot = self._slots.get(key)
+        if slot is None or slot.expires_at <= self._clock():
+            return None
+        return slot.value
+
+    def put(self, key: K, value: V) -> None:
+        if self._max_size == 0 or self._window <= 0:
+            return
+        self._slots.pop(key, None)
+        self._slots[key] = _Slot(value, self._clock() + self._window)
+        while len(self._slots) > self._max_size:
+            self._slots.popitem(last=False)
+        if self._timer is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        oldest = next(iter(self._slots.values()), None)
+        if oldest is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, oldest.expires_at - self._clock())
+        self._timer = loop.call_later(delay, _sweep, weakref.ref(self))
+
+    def sweep(self) -> None:
+        """Drop every entry whose window has ended; the loop calls this at the oldest deadline."""
+        self._timer = None
+        now = self._clock()
+        while self._slots:
+            key, slot = next(iter(self._slots.items()))
+            if slot.expires_at > now:
+                break
+            del self._slots[key]
+        self._schedule()
+
+    def clear(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._slots.clear()
+
+
+def _sweep(ref: weakref.ref[WindowCache[K, V]]) -> None:
+    cache = ref()
+    if cache is not None:
+        cache.sweep()
 
 
 class SingleFlight(Generic[K, V]):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import Callable
 
 import pytest
 
-from provider_aws.cache import CachingLoader, SingleFlight, TtlCache
+from provider_aws.cache import CachingLoader, SingleFlight, TtlCache, WindowCache
 from tests.support.clock import FakeClock
 
 
@@ -170,3 +172,52 @@ async def test_loader_reports_hits_and_joined_calls() -> None:
         assert await asyncio.gather(*waiting) == [7] * 5
     assert await loader.get("k", load) == 7
     assert (loads, counts["join"], counts["hit"]) == (1, 4, 1)
+
+
+class Held:
+    """A value the tests can hold weakly, to see when the cache lets go of it."""
+
+
+@pytest.mark.asyncio
+async def test_window_cache_releases_a_replaced_value_at_once_and_the_rest_when_the_window_ends() -> None:
+    cache: WindowCache[str, Held] = WindowCache(0.05, 10)
+    first, second = Held(), Held()
+    gone_first, gone_second = weakref.ref(first), weakref.ref(second)
+    cache.put("a", first)
+    cache.put("a", second)
+    del first, second
+    assert gone_first() is None  # replaced: released by reference counting, no collection needed
+    assert cache.get("a") is gone_second() and len(cache) == 1
+    async with asyncio.timeout(5):
+        while len(cache):  # noqa: ASYNC110 - the cache has no event to wait for: the loop's timer empties it
+            await asyncio.sleep(0.01)
+    assert gone_second() is None
+
+
+@pytest.mark.asyncio
+async def test_window_cache_is_bounded_and_forms_no_cycle_with_its_timer() -> None:
+    clock = FakeClock()
+    cache: WindowCache[int, Held] = WindowCache(60, 2, clock)
+    values = [Held() for _ in range(3)]
+    for key, value in enumerate(values):
+        cache.put(key, value)
+    assert (cache.get(0), cache.get(1), cache.get(2)) == (None, values[1], values[2])
+    clock.now += 60
+    assert cache.get(2) is None  # past its deadline even before the timer ran
+    gone = weakref.ref(cache)
+    held = [weakref.ref(value) for value in values]
+    del values, value
+    gc.disable()
+    try:
+        del cache
+        # The pending timer holds the cache weakly: it and its values go without a collection.
+        assert gone() is None
+        assert [ref() for ref in held] == [None, None, None]
+    finally:
+        gc.enable()
+
+
+def test_window_cache_with_no_window_or_room_keeps_nothing() -> None:
+    for cache in (WindowCache[str, int](0, 10), WindowCache[str, int](5, 0)):
+        cache.put("a", 1)
+        assert cache.get("a") is None and len(cache) == 0

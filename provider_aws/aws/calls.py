@@ -1,24 +1,46 @@
 """The per-region call seam: what a backend needs to call AWS in one region, and the sharing of
 identical calls of one identity (in flight, or within the coalescing window for polls).
 
+Every answer is cut down, as it arrives, to the fields the backends read (`reduced`): botocore's
+response also carries headers, metadata and a datetime with a time-zone object per timestamp, and
+an answer shared with later polls holds secret values, so it must hold nothing more.
+
 The region loop and failover live in `fetch.py`."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from provider_aws.aws.clients import AwsCaller, AwsCallError, Credentials
-from provider_aws.cache import SingleFlight, TtlCache
+from provider_aws.cache import SingleFlight, WindowCache
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec
 
-__all__ = ["DESCRIBE", "RegionCall", "RegionOutcome", "RotationStats", "SharedCalls", "group_by_ref"]
+__all__ = [
+    "DESCRIBE",
+    "READ_FIELDS",
+    "RegionCall",
+    "RegionOutcome",
+    "RotationStats",
+    "SharedCalls",
+    "group_by_ref",
+    "reduced",
+]
 
 DESCRIBE = "describe_secret"
 # Recent answers kept for the coalescing window; each expires after the window anyway.
 RECENT_ENTRIES = 1024
+
+_SECRET = ("ARN", "Name", "VersionId", "SecretString", "SecretBinary")
+# Per operation: top-level fields kept, and for list fields the fields kept of each item.
+# An operation not named here is passed through whole (and nothing reads such an answer later).
+READ_FIELDS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    DESCRIBE: {"VersionIdsToStages": None},
+    "get_secret_value": dict.fromkeys(_SECRET),
+    "batch_get_secret_value": {"SecretValues": _SECRET, "Errors": ("SecretId", "ErrorCode", "Message")},
+    "get_parameters": {"Parameters": ("Name", "ARN", "Value", "Version"), "InvalidParameters": None},
+}
 
 _Key = tuple[str, str, str, str, Hashable]
 
@@ -92,6 +114,22 @@ def _freeze(value: Any) -> Hashable:
     return repr(value)
 
 
+def reduced(operation: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """`answer` with only the fields `READ_FIELDS` names for `operation`."""
+    fields = READ_FIELDS.get(operation)
+    if fields is None:
+        return answer
+    kept: dict[str, Any] = {}
+    for name, item_fields in fields.items():
+        if name not in answer:
+            continue
+        value = answer[name]
+        if item_fields is not None:
+            value = [{k: item[k] for k in item_fields if k in item} for item in value or ()]
+        kept[name] = value
+    return kept
+
+
 class SharedCalls:
     """Identical AWS calls of one identity share one request.
 
@@ -105,9 +143,8 @@ class SharedCalls:
         self.window = max(0.0, window)
         self.stats = stats
         self._flight: SingleFlight[_Key, dict[str, Any]] = SingleFlight()
-        self._recent: TtlCache[_Key, dict[str, Any]] = TtlCache(max_recent)
-        # Answers hold secret values: each is dropped when its window ends, not only when pushed out.
-        self._expiries: set[asyncio.TimerHandle] = set()
+        # Answers of polls only: no poll reuses what a first Mount asked within the window.
+        self._recent: WindowCache[_Key, dict[str, Any]] = WindowCache(self.window, max_recent)
 
     @property
     def recent_answers(self) -> int:
@@ -118,12 +155,13 @@ class SharedCalls:
     ) -> dict[str, Any]:
         """`operation` with `params` through `via`'s clients, region and credentials."""
 
-        def send() -> Awaitable[dict[str, Any]]:
+        async def send() -> dict[str, Any]:
             if operation == DESCRIBE:
                 self.stats.describes += 1
             else:
                 self.stats.fetches += 1
-            return via.clients.call(service, via.region, via.credentials, operation, **params)
+            answer = await via.clients.call(service, via.region, via.credentials, operation, **params)
+            return reduced(operation, answer)
 
         if self.window <= 0:
             return await send()
@@ -139,7 +177,8 @@ class SharedCalls:
             nonlocal ran
             ran = True
             answer = await send()
-            self._keep(key, answer)
+            if via.reuse_recent:
+                self._recent.put(key, answer)
             return answer
 
         answer = await self._flight.run(key, run)
@@ -147,19 +186,6 @@ class SharedCalls:
             self.stats.coalesced += 1
         return answer
 
-    def _keep(self, key: _Key, answer: dict[str, Any]) -> None:
-        self._recent.put(key, answer, self.window)
-
-        def expire() -> None:
-            self._expiries.discard(handle)
-            self._recent.discard(key, answer)
-
-        handle = asyncio.get_running_loop().call_later(self.window, expire)
-        self._expiries.add(handle)
-
     async def close(self) -> None:
-        for handle in self._expiries:
-            handle.cancel()
-        self._expiries.clear()
         await self._flight.close()
         self._recent.clear()
