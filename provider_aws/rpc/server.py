@@ -29,6 +29,7 @@ from grpclib.server import Server
 
 from provider_aws.errors import ProviderError
 from provider_aws.rpc.codec import ProviderCodec
+from provider_aws.rpc.h2limits import BoundedH2Protocol
 from provider_aws.rpc.reflection import with_reflection
 from provider_aws.rpc.service import MountHandler, MountObserver, ProviderService
 from provider_aws.settings import Settings
@@ -172,7 +173,8 @@ class _Server(Server):
 
     grpclib's own close() cancels handlers but leaves client connections open;
     the driver would only notice at process exit. Hooks `_protocol_factory`,
-    which is private to grpclib (pinned below 0.5 in pyproject.toml).
+    which is private to grpclib (pinned below 0.5 in pyproject.toml), also to
+    bound each connection's HTTP/2 bookkeeping (`h2limits`).
     """
 
     def __init__(self, handlers: Collection[IServable], codec: CodecBase) -> None:
@@ -180,7 +182,8 @@ class _Server(Server):
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
+        made = super()._protocol_factory()
+        protocol = BoundedH2Protocol(made.handler, made.config, made.h2_config)
         self._connections.add(protocol)
         return protocol
 
