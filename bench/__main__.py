@@ -29,6 +29,9 @@ SMOKE = Scale(
     burst_pods_per_account=3,
     burst_secrets=3,
     cpu_mounts=5,
+    flight_mounts=20,
+    flight_service_accounts=2,
+    rss_service_accounts=2,
     rss_checkpoint=10,
     rss_mounts=20,
     rss_concurrency=4,
@@ -90,7 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--delay-ms", type=float, default=20.0, help="round trip added to each request")
     parser.add_argument("--smoke", action="store_true", help="tiny counts, for the smoke test")
-    parser.add_argument("--rss-mounts", type=int, help="Mounts before the last RSS sample (10000)")
+    parser.add_argument("--rss-mounts", type=int, help="Mounts before the last RSS sample (12000)")
+    parser.add_argument(
+        "--cpu-limit",
+        type=int,
+        metavar="MILLICORES",
+        help="run the provider under this CPU quota (cgroup v2 cpu.max), e.g. 50 as the Go chart's limit",
+    )
     parser.add_argument(
         "--profile", type=Path, help="py-spy samples (raw, flamegraph input) of the warm 10-secret Mounts"
     )
@@ -106,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     delay = args.delay_ms / 1000
     load = os.getloadavg()[0]  # other work on the machine shows in every latency
     began = time.monotonic()
-    with started() as env:
+    with started(args.cpu_limit) as env:
         figures = asyncio.run(run_all(env, scale, delay, profile=args.profile))
     result: dict[str, Any] = {
         "meta": {

@@ -17,12 +17,13 @@ from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 
+from bench.cgroup import cpu_quota
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from tests.support.awsproxy import AwsProxy
 from tests.support.identity import IRSA, jwt
 from tests.support.kubeapi import FakeKubeApi
-from tests.support.motoproc import STARTUP_TIMEOUT, moto_process, stop
+from tests.support.motoproc import STARTUP_TIMEOUT, free_port, moto_process, stop
 from tests.support.requests import pod_attributes
 
 __all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", "profiled", "started"]
@@ -30,6 +31,7 @@ __all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/bench-reader"
 NODE = "bench-node"
+HIDDEN_PACKAGES = ("rich",)
 SEED_KEY_ID = "AKIDBENCHSEEDONLY"
 SEED_SECRET = "bench-seed-secret-key"
 
@@ -41,6 +43,10 @@ class Environment:
     kube: FakeKubeApi
     process: subprocess.Popen[bytes]
     socket_path: Path
+    # The provider's CPU seconds when its socket appeared: the cost of becoming ready.
+    ready_cpu_seconds: float = 0.0
+    # What the CPU quota was, or why there is none (`--cpu-limit`).
+    cpu_limit: str = "none"
 
     @property
     def pid(self) -> int:
@@ -72,10 +78,17 @@ class Environment:
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
+        return self._status_mib("VmRSS")
+
+    def peak_rss_mib(self) -> float:
+        """The most resident memory the provider has had so far (the kernel's high-water mark)."""
+        return self._status_mib("VmHWM")
+
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS in /proc status")
+        raise RuntimeError(f"no {field} in /proc status")
 
 
 def mount_attributes(namespace: str, pod: str, service_account: str, objects: str) -> str:
@@ -97,15 +110,31 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> Non
 
 
 @contextmanager
-def started() -> Iterator[Environment]:
-    """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback."""
+def started(cpu_limit_millicores: int | None = None) -> Iterator[Environment]:
+    """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback;
+    with `cpu_limit_millicores`, the provider runs under that CPU quota (cgroup v2)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with moto_process() as (host, port), _provider_world(host, port) as env:
+    with moto_process() as (host, port), _provider_world(host, port, cpu_limit_millicores) as env:
         yield env
 
 
+def _hide_dev_packages(directory: Path) -> str:
+    """A PYTHONPATH entry under which the dev tools' packages cannot be imported.
+
+    The image installs the provider's dependencies only; this virtualenv also has rich (for
+    import-linter), which structlog imports whenever it is present (3 MiB). Hidden, the provider
+    process imports what it imports in the image.
+    """
+    for package in HIDDEN_PACKAGES:
+        (directory / package).mkdir(parents=True)
+        (directory / package / "__init__.py").write_text(
+            f"raise ImportError('{package} is not in the image; the bench hides it')\n"
+        )
+    return str(directory)
+
+
 @contextmanager
-def _provider_world(host: str, port: int) -> Iterator[Environment]:
+def _provider_world(host: str, port: int, cpu_limit_millicores: int | None) -> Iterator[Environment]:
     moto_url = f"http://{host}:{port}"
     proxy = AwsProxy((host, int(port)))
     kube = FakeKubeApi()
@@ -126,21 +155,28 @@ def _provider_world(host: str, port: int) -> Iterator[Environment]:
             "AWS_EC2_METADATA_DISABLED": "true",
             "KUBECONFIG": str(kubeconfig),
             "NODE_NAME": NODE,
+            "PYTHONPATH": _hide_dev_packages(directory / "hidden"),
         }
         command = [
             str(Path(sys.executable).with_name("provider-aws")),
             "serve",
             "--socket-dir",
             str(socket_dir),
+            # /healthz and /metrics as in the DaemonSet: their code is part of the footprint.
             "--http-addr",
-            "",
+            f"127.0.0.1:{free_port()}",
             "--log-level",
             "warning",
         ]
         try:
-            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-            _wait_for_socket(process, socket_dir / "aws.sock")
-            yield Environment(moto_url, proxy, kube, process, socket_dir / "aws.sock")
+            with cpu_quota(cpu_limit_millicores) as quota:
+                # The quota applies from the first instruction: the child enters the cgroup, then starts.
+                process = subprocess.Popen(quota.command(command), env=env, stdout=subprocess.DEVNULL)
+                _wait_for_socket(process, socket_dir / "aws.sock")
+                world = Environment(moto_url, proxy, kube, process, socket_dir / "aws.sock")
+                world.ready_cpu_seconds = world.cpu_seconds()
+                world.cpu_limit = quota.description
+                yield world
         finally:
             if process is not None:
                 stop(process)

@@ -15,6 +15,7 @@ import grpc
 
 from bench.environment import Environment, mount_attributes, profiled
 from bench.gomodel import go_cost
+from bench.load import flight_case, mounts_per_second, rss_case
 from provider_aws.rpc.reflection import message_classes
 
 __all__ = ["Case", "Scale", "run_all"]
@@ -24,6 +25,10 @@ TARGET_PATH = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount
 MOUNT_TIMEOUT = 60.0
 MAX_SECRETS = 100
 PARAMETERS = 25
+# Every request of the flight case is held this long, so that its Mounts are all in flight at once.
+FLIGHT_DELAY = 0.5
+# Connections to the provider: Mounts beyond 100 per connection wait in the client (h2's limit).
+CONNECTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,11 @@ class Scale:
     burst_pods_per_account: int = 10
     burst_secrets: int = 10
     cpu_mounts: int = 300
-    rss_checkpoint: int = 1000
-    rss_mounts: int = 10_000
+    flight_mounts: int = 1000
+    flight_service_accounts: int = 20
+    rss_service_accounts: int = 20
+    rss_checkpoint: int = 2000
+    rss_mounts: int = 12_000
     rss_concurrency: int = 32
 
 
@@ -100,20 +108,31 @@ class Driver:
     enough that 100 concurrent calls do not make this process the bottleneck.
     """
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, connections: int = CONNECTIONS) -> None:
         self.env = env
-        self.channel = grpc.aio.insecure_channel(f"unix:{env.socket_path}")
+        # The driver holds one connection; more let more Mounts than h2's 100 streams per
+        # connection be in flight at once (the flight case). Each channel its own connection.
+        self.channels = [
+            grpc.aio.insecure_channel(
+                f"unix:{env.socket_path}", options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            for _ in range(connections)
+        ]
         types = message_classes("MountRequest", "MountResponse")
         self._request_type = types["MountRequest"]
-        self._mount = self.channel.unary_unary(
-            "/v1alpha1.CSIDriverProvider/Mount",
-            request_serializer=lambda message: message.SerializeToString(),
-            response_deserializer=types["MountResponse"].FromString,
-        )
+        self._mounts = [
+            channel.unary_unary(
+                "/v1alpha1.CSIDriverProvider/Mount",
+                request_serializer=lambda message: message.SerializeToString(),
+                response_deserializer=types["MountResponse"].FromString,
+            )
+            for channel in self.channels
+        ]
         self._accounts = 0
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self.channels:
+            await channel.close()
 
     @property
     def service_accounts(self) -> int:
@@ -147,7 +166,13 @@ class Driver:
         return counts
 
     async def mount(
-        self, pod: str, account: str, objects: str, current: Sequence[tuple[str, str]] = ()
+        self,
+        pod: str,
+        account: str,
+        objects: str,
+        current: Sequence[tuple[str, str]] = (),
+        *,
+        connection: int = 0,
     ) -> tuple[float, Any]:
         """(seconds, MountResponse); `current` holds (id, version) pairs of a previous answer."""
         request = self._request_type(
@@ -158,7 +183,7 @@ class Driver:
             current_object_version=[{"id": key, "version": value} for key, value in current],
         )
         start = time.perf_counter()
-        reply = await self._mount(request, timeout=MOUNT_TIMEOUT)
+        reply = await self._mounts[connection % len(self._mounts)](request, timeout=MOUNT_TIMEOUT)
         elapsed = time.perf_counter() - start
         if reply.error.code:
             raise RuntimeError(f"Mount failed with {reply.error.code}")
@@ -224,19 +249,25 @@ async def _poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
     )
     own_requests: Counter[str] = Counter()
     spreads: list[float] = []
+    cpu: list[float] = []
     for run in range(scale.cold_runs):
         account = driver.new_service_account("poll")  # its own identity: nothing shared yet
         _, first = await driver.mount(f"poll-{run}", account, objects)
         current = [(v.id, v.version) for v in first.object_version]
-        before, calls = driver.counts(), driver.calls_so_far()
+        before, calls, cpu_before = driver.counts(), driver.calls_so_far(), driver.env.cpu_seconds()
         elapsed, _ = await driver.mount(f"poll-{run}", account, objects, current)
+        cpu.append(driver.env.cpu_seconds() - cpu_before)
         own.latencies.append(elapsed)
         own_requests += driver.counts() - before
         own.request_seconds += driver.call_seconds(calls)
         spreads.append(driver.start_spread(calls))
     own.requests, own.mounts = own_requests, scale.cold_runs
     # How close together the checks left the provider: the rest of a poll is AWS's (moto's) time.
-    own.extra = {"send_spread_ms": statistics.median(spreads) * 1000}
+    own.extra = {
+        "send_spread_ms": statistics.median(spreads) * 1000,
+        # CPU clock ticks are 10 ms: the mean over the runs, not each run's own figure.
+        "cpu_ms_per_mount": statistics.mean(cpu) * 1000,
+    }
     before, calls = driver.counts(), driver.calls_so_far()
     for run in range(scale.warm_runs):
         elapsed, _ = await driver.mount(f"poll-{run % 3}", account, objects, current)
@@ -289,43 +320,15 @@ async def _cpu_case(driver: Driver, scale: Scale, profile: Path | None) -> dict[
     return {"mounts": scale.cpu_mounts, "cpu_ms_per_mount": cpu * 1000 / scale.cpu_mounts}
 
 
-async def _many(driver: Driver, accounts: list[str], start: int, stop: int, concurrency: int) -> None:
-    objects = objects_yaml(1)
-    queue = iter(range(start, stop))
-
-    async def worker() -> None:
-        for index in queue:
-            await driver.mount(f"rss-{index % 100}", accounts[index % len(accounts)], objects)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-
-
-async def _rss_case(driver: Driver, scale: Scale, idle_mib: float) -> dict[str, Any]:
-    # Every case before this one used fresh ServiceAccounts: each is an identity of its own.
-    before_mib, identities = driver.env.rss_mib(), driver.service_accounts
-    accounts = [driver.new_service_account("rss") for _ in range(10)]
-    checkpoint = min(scale.rss_checkpoint, scale.rss_mounts)
-    await _many(driver, accounts, 0, checkpoint, scale.rss_concurrency)
-    after_checkpoint = driver.env.rss_mib()
-    await _many(driver, accounts, checkpoint, scale.rss_mounts, scale.rss_concurrency)
-    after_all = driver.env.rss_mib()
-    return {
-        "idle_mib": idle_mib,
-        "before_mib": before_mib,
-        "service_accounts_before": identities,
-        "checkpoint_mounts": checkpoint,
-        "after_checkpoint_mib": after_checkpoint,
-        "mounts": scale.rss_mounts,
-        "after_all_mib": after_all,
-        "growth_mib": after_all - after_checkpoint,
-    }
-
-
 async def run_all(
     env: Environment, scale: Scale, delay: float, *, profile: Path | None = None
 ) -> dict[str, Any]:
     """Every case in turn on one provider process; returns the figures as plain data."""
-    idle_mib = env.rss_mib()
+    resources: dict[str, Any] = {
+        "idle_mib": env.rss_mib(),
+        "ready_cpu_s": env.ready_cpu_seconds,
+        "cpu_limit": env.cpu_limit,
+    }
     seed(env)
     driver = Driver(env)
     try:
@@ -335,9 +338,33 @@ async def run_all(
         burst = await _burst_case(driver, scale, delay)
         cases.append(burst)
         cpu = await _cpu_case(driver, scale, profile)
+        flight = await flight_case(
+            driver, objects_yaml(1), scale.flight_mounts, scale.flight_service_accounts, FLIGHT_DELAY
+        )
         # RSS depends on what is kept, not on waiting: the many Mounts run without the delay.
         env.set_delay(0.0)
-        rss = await _rss_case(driver, scale, idle_mib)
+        rss = await rss_case(
+            driver,
+            objects_yaml(1),
+            accounts=scale.rss_service_accounts,
+            checkpoint=scale.rss_checkpoint,
+            mounts=scale.rss_mounts,
+            concurrency=scale.rss_concurrency,
+        )
     finally:
         await driver.close()
-    return {"cases": [case.as_dict() for case in cases], "cpu_warm_10": cpu, "rss": rss}
+    resources["peak_mib"] = env.peak_rss_mib()
+    poll = next(case for case in cases if case.name.endswith("own check"))
+    resources["poll_cpu_ms"] = poll.extra["cpu_ms_per_mount"]
+    resources["mounts_per_second_at_50m"] = {
+        "warm Mount of 10 secrets": mounts_per_second(cpu["cpu_ms_per_mount"]),
+        "Mount of a new pod, 1 secret (polls mixed in)": mounts_per_second(rss["cpu_ms_per_mount"]),
+        "rotation poll of 50 unchanged secrets": mounts_per_second(resources["poll_cpu_ms"]),
+    }
+    return {
+        "cases": [case.as_dict() for case in cases],
+        "cpu_warm_10": cpu,
+        "flight": flight,
+        "rss": rss,
+        "resources": resources,
+    }

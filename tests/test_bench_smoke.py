@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.__main__ import main
+from bench.cgroup import PERIOD_US, cpu_quota
 from bench.gomodel import go_cost
 from bench.report import evaluate_targets
 
@@ -54,9 +56,18 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     burst = next(case for name, case in cases.items() if name.startswith("Burst"))
     assert burst["runs"] == 6
     assert burst["cpu_ms_per_mount"] > 0
-    rss = result["figures"]["rss"]
-    assert 0 < rss["idle_mib"] <= rss["before_mib"]
+    rss, resources, flight = (result["figures"][key] for key in ("rss", "resources", "flight"))
+    assert 0 < resources["idle_mib"] <= rss["before_mib"] <= resources["peak_mib"]
     assert rss["service_accounts_before"] > 0
+    assert rss["polls"] > 0 and rss["after_all_mib"] > 0
+    assert flight["mounts"] == 20 and 1 <= flight["most_in_flight"] <= 20
+    assert resources["ready_cpu_s"] > 0
+    assert resources["cpu_limit"] == "none"
+    assert set(resources["mounts_per_second_at_50m"]) == {
+        "warm Mount of 10 secrets",
+        "Mount of a new pod, 1 secret (polls mixed in)",
+        "rotation poll of 50 unchanged secrets",
+    }
     assert result["figures"]["cpu_warm_10"]["cpu_ms_per_mount"] > 0
     assert [target["target"] for target in result["targets"]] == [
         target["target"] for target in evaluate_targets(result["figures"], 0.02)
@@ -66,6 +77,7 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     table = (tmp_path / "bench.md").read_text()
     assert "| Mount 50 secrets, warm |" in table
     assert "| Target | Limit | Measured | Met |" in table
+    assert "| RSS peak over the whole bench (VmHWM) |" in table
 
 
 def figures_with(**measured: float) -> dict[str, Any]:
@@ -81,8 +93,9 @@ def figures_with(**measured: float) -> dict[str, Any]:
             case("Rotation poll, 50 unchanged secrets, own check", median_ms=measured.get("poll", 1.0)),
             case("Burst: 100 pods", p99_ms=measured.get("burst", 1.0)),
         ],
-        "cpu_warm_10": {"cpu_ms_per_mount": 1.0},
-        "rss": {"mounts": 10_000, "after_all_mib": 1.0, "checkpoint_mounts": 1000, "growth_mib": 0.0},
+        "cpu_warm_10": {"cpu_ms_per_mount": measured.get("warm_cpu", 1.0)},
+        "rss": {"mounts": 12_000, "after_all_mib": 1.0, "checkpoint_mounts": 2000, "growth_mib": 0.0},
+        "resources": {"idle_mib": 1.0, "peak_mib": 1.0, "ready_cpu_s": 0.1, "poll_cpu_ms": 1.0},
     }
 
 
@@ -93,6 +106,7 @@ def figures_with(**measured: float) -> dict[str, Any]:
         ("cold", "cold Mount of 50 secrets, median", 5 * 20 + 60),
         ("poll", "rotation poll of 50 unchanged, median", 3 * 20 + 40),
         ("burst", "burst p99", 1000),
+        ("warm_cpu", "CPU per warm Mount of 10 secrets", 2),
     ],
 )
 def test_targets_are_issue_6s_limits_in_round_trips(case: str, target: str, limit_ms: float) -> None:
@@ -101,3 +115,27 @@ def test_targets_are_issue_6s_limits_in_round_trips(case: str, target: str, limi
         return bool(next(row for row in rows if row["target"] == target)["met"])
 
     assert met(limit_ms) and not met(limit_ms + 0.1)
+
+
+def test_cpu_limit_writes_cpu_max_and_starts_the_command_inside_the_cgroup(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory\n")
+    with cpu_quota(50, root=tmp_path) as quota:
+        group = tmp_path / "provider-aws-bench-50m"
+        assert (group / "cpu.max").read_text() == f"5000 {PERIOD_US}\n"
+        assert quota.description == "50m (cgroup v2 cpu.max)"
+        # The shell writes its own pid to the cgroup's process list, then becomes the command.
+        shell = subprocess.run(
+            quota.command(["sh", "-c", "echo $$"]), capture_output=True, text=True, check=True
+        )
+        assert (group / "cgroup.procs").read_text().strip() == shell.stdout.strip()
+        (group / "cpu.max").unlink()
+        (group / "cgroup.procs").unlink()
+    assert not group.exists()
+
+
+def test_cpu_limit_without_cgroup_v2_says_why(tmp_path: Path) -> None:
+    with cpu_quota(50, root=tmp_path) as quota:
+        assert quota.procs is None and quota.command(["true"]) == ["true"]
+        assert quota.description == f"50m requested, not applied: {tmp_path} is not a cgroup v2 hierarchy"
+    with cpu_quota(None, root=tmp_path) as quota:
+        assert quota.description == "none"

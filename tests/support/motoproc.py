@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["STARTUP_TIMEOUT", "STOP_TIMEOUT", "moto_process", "stop"]
+__all__ = ["STARTUP_TIMEOUT", "STOP_TIMEOUT", "free_port", "moto_process", "stop"]
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -25,7 +25,7 @@ STOP_TIMEOUT = 30.0
 @contextmanager
 def moto_process() -> Iterator[tuple[str, int]]:
     """(host, port) of a fresh `python -m moto.server`, stopped when the block ends."""
-    host, port = "127.0.0.1", _free_port()
+    host, port = "127.0.0.1", free_port()
     moto = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -49,7 +49,7 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             process.wait(timeout=STOP_TIMEOUT)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
