@@ -38,8 +38,7 @@ SMOKE = Scale(
 )
 
 
-def _commit() -> str:
-    root = Path(__file__).resolve().parent.parent
+def _commit(root: Path) -> str:
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
@@ -49,9 +48,8 @@ def _commit() -> str:
     return head
 
 
-def _uncommitted() -> list[str]:
+def _uncommitted(root: Path) -> list[str]:
     """Provider files that differ from the commit: the process runs the working tree."""
-    root = Path(__file__).resolve().parent.parent
     try:
         status = subprocess.run(
             ["git", "status", "--porcelain", "--", "provider_aws"],
@@ -103,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", type=Path, help="py-spy samples (raw, flamegraph input) of the warm 10-secret Mounts"
     )
+    parser.add_argument(
+        "--provider-source",
+        type=Path,
+        help="run the provider_aws package of this tree (a worktree of an earlier commit) instead",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of bench.json and bench.md")
     return parser
 
@@ -115,15 +118,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     delay = args.delay_ms / 1000
     load = os.getloadavg()[0]  # other work on the machine shows in every latency
     began = time.monotonic()
-    with started(args.cpu_limit) as env:
+    source = args.provider_source or Path(__file__).resolve().parent.parent
+    with started(args.cpu_limit, args.provider_source) as env:
         figures = asyncio.run(run_all(env, scale, delay, profile=args.profile))
     result: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": _machine(),
             "load_average_1m_at_start": round(load, 2),
-            "commit": _commit(),
-            "uncommitted": _uncommitted(),
+            "commit": _commit(source),
+            "uncommitted": _uncommitted(source),
             "delay_ms": args.delay_ms,
             "scale": dataclasses.asdict(scale),
             "scale_note": _scale_note(scale),

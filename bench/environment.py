@@ -110,11 +110,12 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> Non
 
 
 @contextmanager
-def started(cpu_limit_millicores: int | None = None) -> Iterator[Environment]:
+def started(cpu_limit_millicores: int | None = None, source: Path | None = None) -> Iterator[Environment]:
     """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback;
-    with `cpu_limit_millicores`, the provider runs under that CPU quota (cgroup v2)."""
+    with `cpu_limit_millicores`, the provider runs under that CPU quota (cgroup v2); with `source`,
+    its provider_aws package comes from that tree (an earlier commit, for before/after figures)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with moto_process() as (host, port), _provider_world(host, port, cpu_limit_millicores) as env:
+    with moto_process() as (host, port), _provider_world(host, port, cpu_limit_millicores, source) as env:
         yield env
 
 
@@ -134,7 +135,9 @@ def _hide_dev_packages(directory: Path) -> str:
 
 
 @contextmanager
-def _provider_world(host: str, port: int, cpu_limit_millicores: int | None) -> Iterator[Environment]:
+def _provider_world(
+    host: str, port: int, cpu_limit_millicores: int | None, source: Path | None
+) -> Iterator[Environment]:
     moto_url = f"http://{host}:{port}"
     proxy = AwsProxy((host, int(port)))
     kube = FakeKubeApi()
@@ -155,7 +158,9 @@ def _provider_world(host: str, port: int, cpu_limit_millicores: int | None) -> I
             "AWS_EC2_METADATA_DISABLED": "true",
             "KUBECONFIG": str(kubeconfig),
             "NODE_NAME": NODE,
-            "PYTHONPATH": _hide_dev_packages(directory / "hidden"),
+            "PYTHONPATH": os.pathsep.join(
+                [_hide_dev_packages(directory / "hidden"), *([str(source)] if source else [])]
+            ),
         }
         command = [
             str(Path(sys.executable).with_name("provider-aws")),
