@@ -134,15 +134,16 @@ def markdown(result: dict[str, Any]) -> str:
         f"{meta['scale_note']}",
         "",
         "| Case | Median ms | p99 ms | Go provider ms (requests) | Ours / Go | Requests per Mount "
-        "| AWS request ms |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| AWS request ms | RSS after, MiB |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for case in figures["cases"]:
         ratio = "–" if case["ratio"] is None else f"{case['ratio']:.2f}"
         lines.append(
             f"| {case['name']} | {_ms(case['median_ms'])} | {_ms(case['p99_ms'])} | "
             f"{case['go_ms']:.0f} ({case['go_requests']}) | {ratio} | "
-            f"{_requests(case['requests_per_mount'])} | {_ms(case['aws_request_median_ms'])} |"
+            f"{_requests(case['requests_per_mount'])} | {_ms(case['aws_request_median_ms'])} | "
+            f"{case['rss_after_mib']:.1f} |"
         )
     burst = next(c for c in figures["cases"] if c["name"].startswith("Burst"))
     poll = _case(figures, "Rotation poll, 50 unchanged secrets, own check")

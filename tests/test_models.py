@@ -6,16 +6,25 @@ operation, or a model whose shapes the reduction would cut short, fail here inst
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
 from botocore import xform_name
-from botocore.loaders import Loader
+from botocore.loaders import JSONFileLoader, Loader
 from botocore.model import ServiceModel, Shape
 
 from provider_aws.aws.calls import READ_FIELDS
-from provider_aws.aws.models import OPERATIONS, ReducedLoader, reduce_service_model, use_reduced_models
+from provider_aws.aws.models import (
+    OPERATIONS,
+    ReducedLoader,
+    prepare,
+    reduce_service_model,
+    use_reduced_models,
+)
 
 
 def undocumented(node: Any) -> Any:
@@ -73,12 +82,64 @@ def test_the_operations_are_those_the_provider_calls() -> None:
     assert OPERATIONS["sts"] == {"AssumeRoleWithWebIdentity"}
 
 
-@pytest.mark.parametrize(
-    "region", ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "eu-isoe-west-1"]
-)
+REGIONS = ["us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1", "eu-isoe-west-1"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("botocore")
+    prepare(directory)
+    return directory
+
+
+class RecordingFileLoader(JSONFileLoader):  # type: ignore[misc]
+    """botocore's JSON file loader, noting every file it reads."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def load_file(self, file_path: str) -> Any:
+        found = super().load_file(file_path)
+        if found is not None:
+            self.read.append(file_path)
+        return found
+
+
+def test_prepared_files_are_the_reduction_of_the_installed_botocore_and_replace_its_files(
+    prepared: Path,
+) -> None:
+    files = RecordingFileLoader()
+    loader = ReducedLoader(prepared=prepared, file_loader=files)
+    assert loader.uses_prepared
+    reducing = ReducedLoader()
+    for service in OPERATIONS:
+        assert loader.load_service_model(service, "service-2") == reducing.load_service_model(
+            service, "service-2"
+        )
+    endpoints, path = loader.load_data_with_path("endpoints")
+    assert endpoints == reducing.load_data("endpoints")
+    assert loader.is_builtin_path(path)  # botocore treats its own endpoint data differently
+    # Of botocore's own files only the small ones were read: no model, not the endpoint table.
+    assert files.read and not [read for read in files.read if read.endswith(("/service-2", "/endpoints"))]
+
+
+def test_prepared_files_of_another_botocore_are_ignored(prepared: Path, tmp_path: Path) -> None:
+    stale = tmp_path / "stale"
+    shutil.copytree(prepared, stale)
+    stamp = json.loads((stale / "stamp.json").read_text())
+    stamp["made_for"]["botocore"] = "0.0.1"
+    (stale / "stamp.json").write_text(json.dumps(stamp))
+    loader = ReducedLoader(prepared=stale)
+    assert not loader.uses_prepared
+    assert set(loader.load_service_model("ssm", "service-2")["operations"]) == OPERATIONS["ssm"]
+    assert not ReducedLoader(prepared=tmp_path / "nothing").uses_prepared
+
+
+@pytest.mark.parametrize("how", ["prepared", "reduced as loaded"])
+@pytest.mark.parametrize("region", REGIONS)
 @pytest.mark.parametrize("service", sorted(OPERATIONS))
 def test_endpoints_resolve_as_with_the_full_table(
-    service: str, region: str, monkeypatch: pytest.MonkeyPatch
+    service: str, region: str, how: str, prepared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
@@ -87,7 +148,7 @@ def test_endpoints_resolve_as_with_the_full_table(
     def endpoint(reduced: bool) -> tuple[str, str | None, str | None]:
         session = botocore.session.get_session()
         if reduced:
-            use_reduced_models(session)
+            use_reduced_models(session, prepared if how == "prepared" else None)
         client = session.create_client(
             service, region_name=region, aws_access_key_id="a", aws_secret_access_key="b"
         )
