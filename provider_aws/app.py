@@ -12,7 +12,7 @@ from provider_aws.aws.batchpolicy import SINGLE_ATTEMPT, BatchPolicy, BatchRules
 from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients, CallObserver
 from provider_aws.aws.fetch import Fetcher
-from provider_aws.aws.models import use_reduced_models
+from provider_aws.aws.session import set_up_session
 from provider_aws.aws.valuecache import ValueCache
 from provider_aws.identity.credentials import IdentityProvider, IdentityStats, sts_attempts
 from provider_aws.identity.kube import KubeApi, LightkubeApi
@@ -55,7 +55,7 @@ async def build_provider(
     aws_observer: CallObserver | None = None,
 ) -> AsyncIterator[Provider]:
     session = session if session is not None else get_session()
-    use_reduced_models(session)
+    set_up_session(session)
     kube_api: KubeApi = kube if kube is not None else LightkubeApi()
     stats = IdentityStats()
     clients = AwsClients(

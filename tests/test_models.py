@@ -25,6 +25,7 @@ from provider_aws.aws.models import (
     reduce_service_model,
     use_reduced_models,
 )
+from provider_aws.aws.session import USER_AGENT, set_up_session
 
 
 def undocumented(node: Any) -> Any:
@@ -159,3 +160,17 @@ def test_endpoints_resolve_as_with_the_full_table(
             client.close()
 
     assert endpoint(reduced=True) == endpoint(reduced=False)
+
+
+def test_sessions_send_the_providers_fixed_user_agent() -> None:
+    session = botocore.session.get_session()
+    set_up_session(session)
+    client = session.create_client(
+        "sts", region_name="eu-west-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    try:
+        agent = client._user_agent_creator.to_string()
+    finally:
+        client.close()
+    # the fixed string (an aiobotocore session appends botocore's version): nothing rebuilt per request
+    assert agent == USER_AGENT
