@@ -30,14 +30,21 @@ def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 async def run_all(awaitables: Iterable[Awaitable[T]]) -> list[T]:
-    """Results in input order; on the first failure the others are cancelled and it is raised."""
+    """Results in input order; on the first failure the others are cancelled and it is raised.
+
+    A single awaitable is awaited in place: the common case (one backend, one batch) then costs
+    no task, group or wrapper, which each Mount in flight would otherwise hold (issue 13).
+    """
+    items = list(awaitables)
+    if len(items) == 1:
+        return [await items[0]]
 
     async def wrap(item: Awaitable[T]) -> T:
         return await item
 
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(wrap(item)) for item in awaitables]
+            tasks = [group.create_task(wrap(item)) for item in items]
     except BaseExceptionGroup as failure:
         raise _first(failure) from None
     return [task.result() for task in tasks]
