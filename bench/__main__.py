@@ -19,8 +19,9 @@ from bench.environment import started
 from bench.measure import Scale, run_all
 from bench.report import evaluate_targets, markdown, with_bench_section, write_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
 SMOKE = Scale(
     cold_runs=2,
     warm_runs=3,
@@ -38,7 +39,7 @@ SMOKE = Scale(
 )
 
 
-def _commit(root: Path) -> str:
+def _commit(root: Path = ROOT) -> str:
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
@@ -48,7 +49,7 @@ def _commit(root: Path) -> str:
     return head
 
 
-def _uncommitted(root: Path) -> list[str]:
+def _uncommitted(root: Path = ROOT) -> list[str]:
     """Provider files that differ from the commit: the process runs the working tree."""
     try:
         status = subprocess.run(
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     delay = args.delay_ms / 1000
     load = os.getloadavg()[0]  # other work on the machine shows in every latency
     began = time.monotonic()
-    source = args.provider_source or Path(__file__).resolve().parent.parent
+    source = args.provider_source or ROOT
     with started(args.cpu_limit, args.provider_source) as env:
         figures = asyncio.run(run_all(env, scale, delay, profile=args.profile))
     result: dict[str, Any] = {
