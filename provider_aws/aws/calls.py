@@ -9,7 +9,7 @@ The region loop and failover live in `fetch.py`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,12 @@ class RegionCall:
 
     async def request(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
         """One AWS call in this region with these credentials; raises AwsCallError."""
-        return await self.shared.call(self, service, operation, params)
+
+        def send() -> Awaitable[dict[str, Any]]:
+            return self.clients.call(service, self.region, self.credentials, operation, **params)
+
+        where = (self.credentials.identity, service, self.region)
+        return await self.shared.call(where, operation, params, send, reuse_recent=self.reuse_recent)
 
 
 @dataclass(slots=True)
@@ -151,22 +156,28 @@ class SharedCalls:
         return len(self._recent)
 
     async def call(
-        self, via: RegionCall, service: str, operation: str, params: Mapping[str, Any]
+        self,
+        where: tuple[str, str, str],
+        operation: str,
+        params: Mapping[str, Any],
+        send: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        reuse_recent: bool,
     ) -> dict[str, Any]:
-        """`operation` with `params` through `via`'s clients, region and credentials."""
+        """The answer of `send()`, which sends `operation` with `params` for `where` (identity,
+        service, region), or of an identical call it can share."""
 
-        async def send() -> dict[str, Any]:
+        async def fetch() -> dict[str, Any]:
             if operation == DESCRIBE:
                 self.stats.describes += 1
             else:
                 self.stats.fetches += 1
-            answer = await via.clients.call(service, via.region, via.credentials, operation, **params)
-            return reduced(operation, answer)
+            return reduced(operation, await send())
 
         if self.window <= 0:
-            return await send()
-        key: _Key = (via.credentials.identity, service, via.region, operation, _freeze(dict(params)))
-        if via.reuse_recent:
+            return await fetch()
+        key: _Key = (*where, operation, _freeze(dict(params)))
+        if reuse_recent:
             recent = self._recent.get(key)
             if recent is not None:
                 self.stats.coalesced += 1
@@ -176,8 +187,8 @@ class SharedCalls:
         async def run() -> dict[str, Any]:
             nonlocal ran
             ran = True
-            answer = await send()
-            if via.reuse_recent:
+            answer = await fetch()
+            if reuse_recent:
                 self._recent.put(key, answer)
             return answer
 
