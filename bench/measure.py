@@ -17,6 +17,7 @@ from bench.environment import Environment, mount_attributes, profiled
 from bench.gomodel import go_cost
 from bench.load import flight_case, mounts_per_second, rss_case
 from provider_aws.rpc.reflection import message_classes
+from tests.support.grpc_clients import grpcio_method
 
 __all__ = ["Case", "Scale", "run_all"]
 
@@ -121,16 +122,8 @@ class Driver:
             )
             for _ in range(connections)
         ]
-        types = message_classes("MountRequest", "MountResponse")
-        self._request_type = types["MountRequest"]
-        self._mounts = [
-            channel.unary_unary(
-                "/v1alpha1.CSIDriverProvider/Mount",
-                request_serializer=lambda message: message.SerializeToString(),
-                response_deserializer=types["MountResponse"].FromString,
-            )
-            for channel in self.channels
-        ]
+        self._request_type = message_classes("MountRequest")["MountRequest"]
+        self._mounts = [grpcio_method(channel, "Mount", "MountResponse") for channel in self.channels]
         self._accounts = 0
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ import grpc
 
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
 from provider_aws.rpc.reflection import message_classes
+from tests.support.grpc_clients import grpcio_method
 from tests.support.identity import jwt
 from tests.support.requests import pod_attributes
 from tests.support.serveproc import ServeProcess
@@ -35,17 +36,9 @@ class OursDriver:
     label = "this provider"
 
     def __init__(self, nodes: Sequence[ServeProcess], scenario: Scenario) -> None:
-        types = message_classes("MountRequest", "MountResponse")
-        self._request = types["MountRequest"]
+        self._request = message_classes("MountRequest")["MountRequest"]
         self._channels = [grpc.aio.insecure_channel(f"unix:{node.socket_path}") for node in nodes]
-        self._mounts = [
-            channel.unary_unary(
-                "/v1alpha1.CSIDriverProvider/Mount",
-                request_serializer=lambda message: message.SerializeToString(),
-                response_deserializer=types["MountResponse"].FromString,
-            )
-            for channel in self._channels
-        ]
+        self._mounts = [grpcio_method(channel, "Mount", "MountResponse") for channel in self._channels]
         self._scenario = scenario
         self._attributes: dict[str, str] = {}
 

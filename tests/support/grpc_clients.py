@@ -63,6 +63,17 @@ async def running_provider(
             await task
 
 
+def grpcio_method(channel: grpc.Channel | grpc.aio.Channel, method: str, reply: str) -> Any:
+    """A `v1alpha1.CSIDriverProvider` method on a grpcio channel (sync or aio), its messages being
+    protobuf-runtime classes from the committed descriptor set (see `message_classes`)."""
+    reply_type = message_classes(reply)[reply]
+    return channel.unary_unary(
+        f"/v1alpha1.CSIDriverProvider/{method}",
+        request_serializer=lambda message: message.SerializeToString(),
+        response_deserializer=reply_type.FromString,
+    )
+
+
 class GrpcioProviderClient:
     """`v1alpha1.CSIDriverProvider` over grpcio, dialling `unix:<path>` as the driver does."""
 
@@ -71,12 +82,7 @@ class GrpcioProviderClient:
         self._channel = grpc.insecure_channel(f"unix:{socket_path}")
 
     def _call(self, method: str, request: Any, reply: str, timeout: float) -> Any:
-        call = self._channel.unary_unary(
-            f"/v1alpha1.CSIDriverProvider/{method}",
-            request_serializer=lambda message: message.SerializeToString(),
-            response_deserializer=self._types[reply].FromString,
-        )
-        return call(request, timeout=timeout)
+        return grpcio_method(self._channel, method, reply)(request, timeout=timeout)
 
     def version(self, *, timeout: float = 10.0) -> Any:
         request = self._types["VersionRequest"](version="v1alpha1")
