@@ -15,7 +15,7 @@ from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, IdentityProvi
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
-from tests.support.awsproxy import AwsProxy, ProxyState
+from tests.support.awsproxy import ProxyState
 from tests.support.identity import IRSA, POD_IDENTITY, ROLE, identity_provider, make_plan, served_cluster
 from tests.support.kubeapi import FakeKubeApi, write_kubeconfig
 from tests.support.podagent import FakePodIdentityAgent, closed_port_url
@@ -31,16 +31,6 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKub
         server.state.service_accounts[("team-a", "app")] = {ROLE_ARN_ANNOTATION: ROLE}
         server.state.service_accounts[("team-a", "bare")] = {"team": "a"}
         yield server
-
-
-@pytest.fixture
-def relay(aws: ProxyState, aws_proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[StsRelay]:
-    server = StsRelay(aws_proxy.url).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture

@@ -14,7 +14,7 @@ from provider_aws.identity.kube import LightkubeApi
 from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.model import MountPlan
 from provider_aws.settings import Settings
-from tests.support.awsproxy import AwsProxy, ProxyState
+from tests.support.awsproxy import ProxyState
 from tests.support.clock import FakeClock
 from tests.support.identity import IRSA, ROLE, identity_provider, make_plan, served_cluster
 from tests.support.kubeapi import FakeKubeApi
@@ -32,26 +32,6 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKub
         server.state.service_accounts[("team-a", "app")] = {ROLE_ARN_ANNOTATION: ROLE}
         server.state.nodes["node-a"] = {REGION_LABEL: "eu-west-1"}
         yield server
-
-
-@pytest.fixture
-def relay(aws: ProxyState, aws_proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[StsRelay]:
-    """STS through a recording relay, then the counting proxy, then moto."""
-    server = StsRelay(aws_proxy.url).start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest_asyncio.fixture
-async def kube() -> AsyncIterator[LightkubeApi]:
-    api = LightkubeApi(timeout=5)
-    try:
-        yield api
-    finally:
-        await api.close()
 
 
 @pytest.fixture

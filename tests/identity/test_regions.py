@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from provider_aws.errors import (
     AccessDeniedError,
@@ -29,15 +28,6 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKub
         server.state.nodes["node-b"] = {REGION_LABEL: "ap-south-1"}
         server.state.nodes["unlabelled"] = {}
         yield server
-
-
-@pytest_asyncio.fixture
-async def kube() -> AsyncIterator[LightkubeApi]:
-    api = LightkubeApi(timeout=5)
-    try:
-        yield api
-    finally:
-        await api.close()
 
 
 def resolver(kube: LightkubeApi, **changes: object) -> RegionResolver:
