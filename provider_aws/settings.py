@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provider_aws import DISTRIBUTION, __version__
-
 __all__ = [
     "GO_FLAGS",
     "Settings",
@@ -77,9 +75,9 @@ class Settings:
 
     @property
     def user_agent_extra(self) -> str:
-        """Appended to botocore's user agent: this provider's name and version, and the add-on's."""
-        extra = f"{DISTRIBUTION}/{__version__}"
-        return f"{extra} eksAddonVersion/{self.eks_addon_version}" if self.eks_addon_version else extra
+        """Appended to the provider's user agent (aws/session.py names the provider): the add-on's
+        version, as the Go provider reports it; empty without one."""
+        return f"eksAddonVersion/{self.eks_addon_version}" if self.eks_addon_version else ""
 
 
 # flag -> (env var, type, help); flags are kebab-case, env vars the interface's names.

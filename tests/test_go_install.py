@@ -157,11 +157,12 @@ async def test_the_go_install_args_start_the_provider_and_a_mount_works(
     assert dict(cluster.state.gets) == expected_gets
     operations = ["AssumeRoleWithWebIdentity", "GetSecretValue"] if install.irsa else ["GetSecretValue"]
     assert [request.operation for request in seeded.calls] == operations
-    agent = f"{DISTRIBUTION}/{__version__}"
-    if install.eks_addon_version:
-        agent += f" eksAddonVersion/{install.eks_addon_version}"
     for request in seeded.calls:
-        assert request.user_agent.endswith(agent), (request.operation, request.user_agent)
+        # The provider named once, first; the add-on's version at the end, as the Go provider has it.
+        assert request.user_agent.startswith(f"{DISTRIBUTION}/{__version__} "), request.user_agent
+        assert request.user_agent.count(DISTRIBUTION) == 1, request.user_agent
+        if install.eks_addon_version:
+            assert request.user_agent.endswith(f" eksAddonVersion/{install.eks_addon_version}")
 
 
 @pytest.mark.asyncio

@@ -7,7 +7,7 @@ botocore `Loader` (installed on the session as its `data_loader` component, boto
 seam for this) that keeps, of each model of `OPERATIONS`' services, only those operations and the
 shapes they reach, without documentation, and of the endpoint table only those services. It reads
 the installed botocore's own files, so an upgrade of botocore cannot leave it serving stale models;
-tests/test_models.py checks the reduction against the full models.
+tests/aws/test_models.py checks the reduction against the full models.
 
 Reducing as botocore loads still parses each whole file once, and the freed objects leave the
 allocator's arenas fragmented: 8 MiB of RSS for the first Mount, and 40 ms of CPU. So `make install`

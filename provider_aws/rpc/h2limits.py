@@ -9,7 +9,7 @@ in flight.
 
 Neither grpclib nor h2 lets a server choose the bound, and grpclib builds the `H2Connection` itself
 inside `H2Protocol.connection_made`, so this is the smallest override: the record, still empty then,
-is replaced by one of the same type with a smaller limit. tests/test_h2limits.py checks it against
+is replaced by one of the same type with a smaller limit. tests/rpc/test_h2limits.py checks it against
 the installed h2 over a real connection.
 """
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from provider_aws import DISTRIBUTION, __version__
 from provider_aws.cli import main as cli
 from provider_aws.settings import GO_FLAGS, Settings, go_duration, parse_args
 
@@ -157,9 +156,9 @@ def test_log_format_json() -> None:
 
 
 def test_the_eks_addon_version_goes_into_the_user_agent() -> None:
-    assert Settings().user_agent_extra == f"{DISTRIBUTION}/{__version__}"
+    assert Settings().user_agent_extra == ""
     settings = parse_args(["--eks-addon-version=v2.2.0-eksbuild.1"], {})
-    assert settings.user_agent_extra == f"{DISTRIBUTION}/{__version__} eksAddonVersion/v2.2.0-eksbuild.1"
+    assert settings.user_agent_extra == "eksAddonVersion/v2.2.0-eksbuild.1"
 
 
 def test_ignored_flags_are_explained_once_at_start_up() -> None:
