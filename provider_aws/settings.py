@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "GO_FALSE",
     "GO_FLAGS",
+    "GO_TRUE",
     "Settings",
     "add_serve_arguments",
     "go_duration",
@@ -210,8 +212,10 @@ _GO_UNITS = {
     "h": 3600.0,
 }
 _GO_DURATION = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-_GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+# Go's strconv.ParseBool spellings: the Go provider reads its boolean flags and the
+# SecretProviderClass's usePodIdentity with it (request/parse.py uses these too).
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 def go_duration(text: str) -> float:
@@ -236,9 +240,9 @@ def _go_timeout(text: str) -> float | None:
 
 
 def _go_bool(text: str) -> bool:
-    if text in _GO_TRUE:
+    if text in GO_TRUE:
         return True
-    if text in _GO_FALSE:
+    if text in GO_FALSE:
         return False
     raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
 

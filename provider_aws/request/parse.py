@@ -35,6 +35,7 @@ from provider_aws.request.objects import (
 )
 from provider_aws.request.paths import PathError, parse_translation
 from provider_aws.request.tokens import TokenError, parse_tokens
+from provider_aws.settings import GO_FALSE, GO_TRUE
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -44,9 +45,6 @@ __all__ = [
     "validate_parameters",
 ]
 
-# Go's strconv.ParseBool spellings.
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 # botocore's own check of region names; anything else would fail deep inside a client.
 _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
 _ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _SESSION_TOKEN = "awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken"
@@ -100,9 +98,9 @@ def _parameters(
         translation = "_"  # go on with the default, to report the objects' own problems too
     use_pod_identity = False
     flag = text.get("usePodIdentity", "")
-    if flag in _TRUE:
+    if flag in GO_TRUE:
         use_pod_identity = True
-    elif flag and flag not in _FALSE:
+    elif flag and flag not in GO_FALSE:
         problems.append(f'failed to parse usePodIdentity value {quote(flag)}: use "true" or "false"')
     preference = text.get("preferredAddressType", "").lower()
     try:
