@@ -16,6 +16,7 @@ from datetime import datetime
 import aiohttp
 import structlog
 
+from provider_aws.attributes import POD_IDENTITY_AUDIENCE
 from provider_aws.errors import AccessDeniedError, UnavailableError
 from provider_aws.model import AddressPreference, SecretText
 from provider_aws.settings import Settings
@@ -86,7 +87,7 @@ class PodIdentityAgent:
             raise AccessDeniedError(
                 f"the EKS Pod Identity agent refused the token of {who} (HTTP {status}"
                 f"{': ' + _detail(body, token) if body else ''}): check that a Pod Identity association "
-                "exists for this ServiceAccount and that its role trusts pods.eks.amazonaws.com"
+                f"exists for this ServiceAccount and that its role trusts {POD_IDENTITY_AUDIENCE}"
             )
         try:
             return _parse(body)

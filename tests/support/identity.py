@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
+from provider_aws.attributes import IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE
 from provider_aws.aws.clients import AwsClients
 from provider_aws.identity.credentials import IdentityProvider
 from provider_aws.identity.kube import KubeApi
@@ -28,8 +29,9 @@ from provider_aws.model import (
 from provider_aws.settings import Settings
 from tests.support.kubeapi import FakeKubeApi
 
-IRSA = "sts.amazonaws.com"
-POD_IDENTITY = "pods.eks.amazonaws.com"
+# The audiences under the names the tests use.
+IRSA = IRSA_AUDIENCE
+POD_IDENTITY = POD_IDENTITY_AUDIENCE
 ROLE = "arn:aws:iam::123456789012:role/app-reader"
 
 
