@@ -29,7 +29,8 @@ from typing import Any
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.ops.health import check_socket
 from tests.support.grpc_clients import short_socket_dir
-from tests.support.serveproc import KILL_TIMEOUT, READY_TIMEOUT, serve_env
+from tests.support.motoproc import stop
+from tests.support.serveproc import READY_TIMEOUT, serve_env
 
 __all__ = [
     "DRIVER_RECV_LIMIT",
@@ -237,10 +238,5 @@ def shared_serve(aws_endpoint: str, flags: Sequence[str]) -> Iterator[SharedProv
                 time.sleep(0.05)
             yield SharedProvider(socket_dir, log)
         finally:
-            child.terminate()
-            try:
-                child.wait(timeout=KILL_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=KILL_TIMEOUT)
+            stop(child)
         assert child.returncode == 0, log.read_text()[-4000:]
