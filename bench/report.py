@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,11 +183,18 @@ README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
 
 
-def write_results(result: dict[str, Any], directory: Path) -> tuple[Path, Path]:
+def write_results(
+    result: dict[str, Any],
+    directory: Path,
+    *,
+    stem: str = "bench",
+    render: Callable[[dict[str, Any]], str] = markdown,
+) -> tuple[Path, Path]:
+    """`result` as STEM.json and, rendered, as STEM.md in `directory` (the bench's, or the fleet's)."""
     directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / "bench.json", directory / "bench.md"
+    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
     json_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    md_path.write_text(markdown(result))
+    md_path.write_text(render(result))
     return json_path, md_path
 
 

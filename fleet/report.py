@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from bench import report as bench_report
 from bench.report import with_section
 from fleet.quota import QUOTAS
 
@@ -133,11 +133,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def write_results(result: dict[str, Any], directory: Path) -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / "fleet.json", directory / "fleet.md"
-    json_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    md_path.write_text(markdown(result))
-    return json_path, md_path
+    return bench_report.write_results(result, directory, stem="fleet", render=markdown)
 
 
 def with_fleet_section(readme: str, table: str) -> str:
