@@ -51,6 +51,14 @@ class Scale:
     rss_concurrency: int = 32
 
 
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """The nearest-rank `q` quantile of `seconds`, in milliseconds; None for no values."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
 @dataclass
 class Case:
     name: str
@@ -65,10 +73,6 @@ class Case:
     # The provider's RSS once the case has run: where in the bench memory grew.
     rss_after_mib: float = 0.0
 
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
     def as_dict(self) -> dict[str, Any]:
         per_mount = {op: n / self.mounts for op, n in sorted(self.requests.items())} if self.mounts else {}
         median = statistics.median(self.latencies) if self.latencies else None
@@ -76,7 +80,7 @@ class Case:
             "name": self.name,
             "runs": len(self.latencies),
             "median_ms": None if median is None else median * 1000,
-            "p99_ms": self.percentile(0.99) * 1000 if self.latencies else None,
+            "p99_ms": percentile_ms(self.latencies, 0.99),
             "requests_per_mount": per_mount,
             "aws_requests_per_mount": sum(n for op, n in per_mount.items() if not op.startswith("GET ")),
             "aws_request_median_ms": (

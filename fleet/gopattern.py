@@ -33,14 +33,12 @@ import aiohttp
 from fleet.ours import Outcome, Versions
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
 from fleet.world import ROLE, World
+from provider_aws.aws.clients import THROTTLING_CODES
 from tests.support.identity import jwt
 
 __all__ = ["GoDriver"]
 
 RETRIES = 3
-THROTTLES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
 KUBE_QPS, KUBE_BURST = 5.0, 10.0
 
 
@@ -110,10 +108,10 @@ class GoDriver:
             code = _code(status, text) if status else "NetworkError"
             if status and status < 400:
                 return _Answer(status, "", json.loads(text) if text.startswith("{") else {})
-            retriable = not status or status >= 500 or code in THROTTLES
+            retriable = not status or status >= 500 or code in THROTTLING_CODES
             if not retriable or attempt == RETRIES:
                 return _Answer(status, code, {})
-            least = 0.5 if code in THROTTLES else 0.03
+            least = 0.5 if code in THROTTLING_CODES else 0.03
             await asyncio.sleep(2**attempt * (least + self._rng.random() * least))
         raise AssertionError("unreachable")
 

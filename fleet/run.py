@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bench.measure import percentile_ms
 from fleet.ours import Outcome, Versions
 from fleet.quota import QuotaGate
 from fleet.scenarios import Pod, Scenario
@@ -50,28 +51,25 @@ class Figures:
     wall_seconds: float = 0.0
 
     def as_dict(self, fleet_factor: float) -> dict[str, Any]:
-        def pct(values: list[float], q: float) -> float | None:
-            if not values:
-                return None
-            ordered = sorted(values)
-            return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
-
         aws = {op: n for op, n in self.requests.items() if op != "unknown"}
         return {
             "provider": self.provider,
             "mounts": len(self.latencies),
             "mount_ms": {
-                "p50": pct(self.latencies, 0.5),
-                "p95": pct(self.latencies, 0.95),
-                "p99": pct(self.latencies, 0.99),
-                "max": pct(self.latencies, 1.0),
+                "p50": percentile_ms(self.latencies, 0.5),
+                "p95": percentile_ms(self.latencies, 0.95),
+                "p99": percentile_ms(self.latencies, 0.99),
+                "max": percentile_ms(self.latencies, 1.0),
                 "mean": statistics.fmean(self.latencies) * 1000 if self.latencies else None,
             },
             "failed_mounts": dict(self.failures),
             "gave_up": self.gave_up,
             "all_mounted_after_s": self.mounted_after,
             "polls": len(self.poll_latencies),
-            "poll_ms": {"p50": pct(self.poll_latencies, 0.5), "p99": pct(self.poll_latencies, 0.99)},
+            "poll_ms": {
+                "p50": percentile_ms(self.poll_latencies, 0.5),
+                "p99": percentile_ms(self.poll_latencies, 0.99),
+            },
             "failed_polls": dict(self.poll_failures),
             "requests": dict(sorted(aws.items())),
             "requests_total": sum(aws.values()),
