@@ -20,11 +20,11 @@ import boto3  # type: ignore[import-untyped]
 from bench.cgroup import cpu_quota
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
-from tests.support.awsproxy import AwsProxy
-from tests.support.identity import IRSA, jwt
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.motoproc import STARTUP_TIMEOUT, free_port, moto_process, stop
-from tests.support.requests import pod_attributes
+from testkit.awsproxy import AwsProxy
+from testkit.identity import IRSA, jwt
+from testkit.kubeapi import FakeKubeApi
+from testkit.motoproc import STARTUP_TIMEOUT, free_port, moto_process, stop
+from testkit.requests import pod_attributes
 
 __all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", "profiled", "started"]
 

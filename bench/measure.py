@@ -17,7 +17,7 @@ from bench.environment import Environment, mount_attributes, profiled
 from bench.gomodel import go_cost
 from bench.load import flight_case, mounts_per_second, rss_case
 from provider_aws.rpc.reflection import message_classes
-from tests.support.grpc_clients import grpcio_method
+from testkit.grpc_clients import grpcio_method
 
 __all__ = ["Case", "Scale", "run_all"]
 

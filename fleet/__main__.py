@@ -22,7 +22,7 @@ from fleet.report import evaluate_targets, markdown, with_fleet_section, write_r
 from fleet.run import Driver, Figures, run_scenario
 from fleet.scenarios import PRIMARY, Scenario, default_scenarios, plan_pods
 from fleet.world import World, started_nodes, started_world
-from tests.support.awsproxy import Fault
+from testkit.awsproxy import Fault
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -34,7 +34,7 @@ from fleet.ours import Outcome, Versions
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
 from fleet.world import ROLE, World
 from provider_aws.aws.clients import THROTTLING_CODES
-from tests.support.identity import jwt
+from testkit.identity import jwt
 
 __all__ = ["GoDriver"]
 

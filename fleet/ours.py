@@ -11,10 +11,10 @@ import grpc
 
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
 from provider_aws.rpc.reflection import message_classes
-from tests.support.grpc_clients import grpcio_method
-from tests.support.identity import jwt
-from tests.support.requests import pod_attributes
-from tests.support.serveproc import ServeProcess
+from testkit.grpc_clients import grpcio_method
+from testkit.identity import jwt
+from testkit.requests import pod_attributes
+from testkit.serveproc import ServeProcess
 
 __all__ = ["MOUNT_TIMEOUT", "OursDriver", "Outcome", "objects_yaml"]
 

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from provider_aws.aws.batchpolicy import TokenBucket
-from tests.support.awsproxy import Fault
+from testkit.awsproxy import Fault
 
 __all__ = ["QUOTAS", "Quota", "QuotaGate"]
 

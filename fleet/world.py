@@ -27,9 +27,9 @@ from fleet.scenarios import (
     secret_names,
 )
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
-from tests.support.awsproxy import AwsProxy
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.serveproc import ServeProcess, launch, wait_ready
+from testkit.awsproxy import AwsProxy
+from testkit.kubeapi import FakeKubeApi
+from testkit.serveproc import ServeProcess, launch, wait_ready
 
 __all__ = ["ROLE", "World", "serve_flags", "started_nodes", "started_world"]
 

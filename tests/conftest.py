@@ -1,6 +1,6 @@
 """Shared fixtures: moto's real server on loopback, behind a counting, fault-injecting proxy; the leak scan.
 
-The leak scan (tests/support/leakscan.py) runs over the whole session: each test's provider logs, gRPC
+The leak scan (testkit/leakscan.py) runs over the whole session: each test's provider logs, gRPC
 error messages, /metrics bodies and captured stderr are kept, every value and token the tests used is
 registered, and `pytest_sessionfinish` fails the run if any registered value shows up in that output.
 """
@@ -19,10 +19,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from provider_aws.ops.logs import configure_logging
-from tests.support.awsproxy import AwsProxy, ProxyState
-from tests.support.grpc_clients import short_socket_dir
-from tests.support.leakscan import LeakScan, harvest_moto, install, report
-from tests.support.requests import TEST_ACCESS_KEY, TEST_SECRET_KEY
+from testkit.awsproxy import AwsProxy, ProxyState
+from testkit.grpc_clients import short_socket_dir
+from testkit.leakscan import LeakScan, harvest_moto, install, report
+from testkit.requests import TEST_ACCESS_KEY, TEST_SECRET_KEY
 
 pytest_plugins = ["pytester"]
 

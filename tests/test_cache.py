@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from provider_aws.cache import CachingLoader, SingleFlight, TtlCache, WindowCache
-from tests.support.clock import FakeClock
+from testkit.clock import FakeClock
 
 
 def test_entries_expire_after_their_ttl() -> None:

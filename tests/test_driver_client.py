@@ -40,9 +40,8 @@ from provider_aws.cli.mount import (
 )
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.rpc.service import semver
-from tests.conftest import seed_client
-from tests.support.awsproxy import AwsProxy, Fault, ProxyState
-from tests.support.driverclient import (
+from testkit.awsproxy import AwsProxy, Fault, ProxyState
+from testkit.driverclient import (
     DRIVER_RECV_LIMIT,
     DriverResult,
     Entry,
@@ -53,11 +52,12 @@ from tests.support.driverclient import (
     shared_serve,
     written_tree,
 )
-from tests.support.identity import ROLE
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.leakscan import LeakScan
-from tests.support.requests import REGION, STATIC
-from tests.support.serveproc import ServeProcess, serve_env, serve_process
+from testkit.identity import ROLE
+from testkit.kubeapi import FakeKubeApi
+from testkit.leakscan import LeakScan
+from testkit.requests import REGION, STATIC
+from testkit.serveproc import ServeProcess, serve_env, serve_process
+from tests.conftest import seed_client
 
 DATA = Path(__file__).parent / "data"
 CALL_TIMEOUT = 60.0

@@ -31,21 +31,21 @@ import pytest
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.cli.mount import MountOptions, SecretProviderClass, build_request
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
-from tests.conftest import seed_client
-from tests.support.awsproxy import AwsProxy, Fault, ProxyState
-from tests.support.driverclient import (
+from testkit.awsproxy import AwsProxy, Fault, ProxyState
+from testkit.driverclient import (
     SharedProvider,
     driver_mount,
     driverclient_binary,
     shared_serve,
     written_tree,
 )
-from tests.support.grpc_clients import short_socket_dir
-from tests.support.identity import ROLE, jwt
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.leakscan import LeakScan
-from tests.support.requests import STATIC
-from tests.support.serveproc import serve_env, serve_process
+from testkit.grpc_clients import short_socket_dir
+from testkit.identity import ROLE, jwt
+from testkit.kubeapi import FakeKubeApi
+from testkit.leakscan import LeakScan
+from testkit.requests import STATIC
+from testkit.serveproc import serve_env, serve_process
+from tests.conftest import seed_client
 
 PRIMARY = "eu-west-1"
 FAILOVER = "eu-central-1"

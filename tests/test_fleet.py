@@ -22,10 +22,10 @@ from provider_aws.aws.clients import AwsClients
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, IdentityProvider, sts_attempts
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.settings import Settings
+from testkit.awsproxy import AwsProxy, Fault, ProxyState
+from testkit.identity import ROLE, make_plan, served_cluster
+from testkit.kubeapi import FakeKubeApi
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import AwsProxy, Fault, ProxyState
-from tests.support.identity import ROLE, make_plan, served_cluster
-from tests.support.kubeapi import FakeKubeApi
 
 ASSUME = "AssumeRoleWithWebIdentity"
 

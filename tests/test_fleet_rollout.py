@@ -15,9 +15,9 @@ from fleet.run import run_scenario
 from fleet.scenarios import NAMESPACE, PRIMARY, Scenario, plan_pods
 from fleet.world import ROLE, World, started_nodes
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from testkit.awsproxy import AwsProxy, ProxyState
+from testkit.kubeapi import FakeKubeApi
 from tests.conftest import seed_client
-from tests.support.awsproxy import AwsProxy, ProxyState
-from tests.support.kubeapi import FakeKubeApi
 
 SCENARIO = Scenario("small", nodes=100, pods=300, rollout_seconds=8.0, compression=8.0, service_accounts=50)
 

@@ -26,15 +26,15 @@ import pytest
 from provider_aws import DISTRIBUTION, __version__
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
+from testkit.awsproxy import ProxyState
+from testkit.connectproxy import ConnectRecorder
+from testkit.grpc_clients import GrpcioProviderClient
+from testkit.identity import POD_IDENTITY, ROLE, jwt, served_cluster
+from testkit.kubeapi import FakeKubeApi
+from testkit.podagent import FakePodIdentityAgent
+from testkit.requests import REGION, STATIC, pod_attributes
+from testkit.serveproc import ServeProcess, serve_env, serve_process
 from tests.conftest import seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.connectproxy import ConnectRecorder
-from tests.support.grpc_clients import GrpcioProviderClient
-from tests.support.identity import POD_IDENTITY, ROLE, jwt, served_cluster
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.podagent import FakePodIdentityAgent
-from tests.support.requests import REGION, STATIC, pod_attributes
-from tests.support.serveproc import ServeProcess, serve_env, serve_process
 
 CALL_TIMEOUT = 20.0
 ADDON_VERSION = "v2.2.0-eksbuild.1"

@@ -32,14 +32,14 @@ from provider_aws.app import observed_provider
 from provider_aws.cli.mount import check_response
 from provider_aws.request.paths import find_conflicts, path_problem
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.identity import served_cluster
+from testkit.requests import REGION, STATIC, pod_attributes
 from tests.conftest import seed_client
 from tests.request.test_parse_properties import attributes as any_attributes
 from tests.request.test_parse_properties import current_versions, permissions
 from tests.request.test_parse_properties import secrets as any_secrets
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.identity import served_cluster
-from tests.support.requests import REGION, STATIC, pod_attributes
 
 NODE = "hostile-node"
 TARGET = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"

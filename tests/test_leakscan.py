@@ -18,11 +18,11 @@ from provider_aws.errors import ConfigError
 from provider_aws.ops.logs import configure_logging
 from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.leakscan import LeakScan, harvest_moto, install, report
+from testkit.requests import REGION, pod_attributes
 from tests.conftest import TEST_ACCESS_KEY, seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.leakscan import LeakScan, harvest_moto, install, report
-from tests.support.requests import REGION, pod_attributes
 
 PLANTED = "Qz7-planted-leak-9Kx"  # distinctive: the session scan sees these texts too
 SECRET_KEY = "leakscan-static-secret-key-0b9e"

@@ -17,11 +17,11 @@ import pytest
 from grpclib.client import Channel
 
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest
+from testkit.awsproxy import ProxyState
+from testkit.requests import STATIC, pod_attributes
+from testkit.scrape import get, parse_metrics, value
+from testkit.serveproc import serve_process
 from tests.conftest import seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.requests import STATIC, pod_attributes
-from tests.support.scrape import get, parse_metrics, value
-from tests.support.serveproc import serve_process
 
 REGION = "ap-southeast-2"
 MOUNTS = 1000

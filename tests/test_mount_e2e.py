@@ -15,10 +15,10 @@ import pytest_asyncio
 
 from provider_aws.app import build_provider
 from provider_aws.settings import Settings
+from testkit.awsproxy import Fault, ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.requests import REGION, STATIC, pod_attributes
 from tests.conftest import seed_client
-from tests.support.awsproxy import Fault, ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.requests import REGION, STATIC, pod_attributes
 
 FAILOVER = "eu-central-1"
 SEED_DOC = {"user": {"username": "john.doe", "password": "123456"}}

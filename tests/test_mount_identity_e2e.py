@@ -13,11 +13,11 @@ import pytest
 from provider_aws.app import build_provider
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.identity import ROLE, jwt, served_cluster
+from testkit.requests import REGION, pod_attributes
 from tests.conftest import seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.identity import ROLE, jwt, served_cluster
-from tests.support.requests import REGION, pod_attributes
 
 NODE = "node-1"
 

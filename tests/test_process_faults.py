@@ -19,11 +19,11 @@ import pytest
 
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.cli.mount import MountOptions, mount_once
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import GrpcioProviderClient
+from testkit.requests import STATIC, pod_attributes
+from testkit.serveproc import ServeProcess, serve_process
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient
-from tests.support.requests import STATIC, pod_attributes
-from tests.support.serveproc import ServeProcess, serve_process
 
 REGION = "us-west-2"
 IN_FLIGHT = 50

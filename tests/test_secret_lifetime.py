@@ -21,9 +21,9 @@ import pytest
 from provider_aws.app import build_provider
 from provider_aws.model import MountInput, MountResult
 from provider_aws.settings import Settings
-from tests.support.leakscan import LeakScan
-from tests.support.motoproc import moto_process
-from tests.support.requests import REGION, STATIC, pod_attributes
+from testkit.leakscan import LeakScan
+from testkit.motoproc import moto_process
+from testkit.requests import REGION, STATIC, pod_attributes
 
 WINDOW = 0.3
 # The window, plus room for a loaded machine to run the loop's timers.

@@ -15,10 +15,10 @@ from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
 from provider_aws.settings import Settings
+from testkit.awsproxy import Fault, ProxyState
+from testkit.clock import FakeClock
 from tests.aws.test_fetch import FAILOVER, PRIMARY, StaticCreds, creds, secret, values
 from tests.conftest import seed_client
-from tests.support.awsproxy import Fault, ProxyState
-from tests.support.clock import FakeClock
 
 THROTTLED = Fault(status=400, code="ThrottlingException", message="Rate exceeded")
 

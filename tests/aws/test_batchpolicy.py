@@ -8,7 +8,7 @@ import random
 import pytest
 
 from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
-from tests.support.clock import FakeClock
+from testkit.clock import FakeClock
 
 
 def policy(clock: FakeClock, **rules: float) -> BatchPolicy:

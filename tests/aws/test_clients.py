@@ -13,8 +13,8 @@ from aiobotocore.session import get_session
 from provider_aws.aws.clients import AwsClients
 from provider_aws.model import SecretText
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
 from tests.conftest import seed_client
-from tests.support.awsproxy import ProxyState
 
 REGION = "eu-west-1"
 

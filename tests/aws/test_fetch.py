@@ -18,8 +18,8 @@ from provider_aws.aws.fetch import Fetcher
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
 from provider_aws.settings import Settings
+from testkit.awsproxy import Fault, ProxyState
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import Fault, ProxyState
 
 PRIMARY = "eu-west-1"
 FAILOVER = "eu-central-1"

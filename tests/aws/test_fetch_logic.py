@@ -15,7 +15,7 @@ from provider_aws.aws.fetch import Fetcher
 from provider_aws.aws.ssm import parameter_key, plan_batches
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
-from tests.support.fakeaws import FakeAws, aws_error
+from testkit.fakeaws import FakeAws, aws_error
 
 PRIMARY, FAILOVER = "eu-west-1", "eu-central-1"
 REGIONS = (PRIMARY, FAILOVER)

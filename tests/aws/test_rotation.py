@@ -18,10 +18,10 @@ from provider_aws.aws.valuecache import ValueCache, ValueKey
 from provider_aws.errors import AccessDeniedError
 from provider_aws.model import MountInput, MountResult, SecretBytes
 from provider_aws.settings import Settings
+from testkit.awsproxy import Fault, ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.requests import REGION, pod_attributes
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import Fault, ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.requests import REGION, pod_attributes
 
 VALUE_OPERATIONS = ("GetSecretValue", "BatchGetSecretValue")
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.leakscan import LeakScan
+from testkit.leakscan import LeakScan
 
 DEMO_TIMEOUT = 120.0
 

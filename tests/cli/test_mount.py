@@ -25,10 +25,10 @@ from provider_aws.cli.mount import (
     write_atomically,
 )
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import running_provider
+from testkit.leakscan import LeakScan
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import running_provider
-from tests.support.leakscan import LeakScan
 
 REGION = "eu-west-1"
 SPC = """\

@@ -8,8 +8,8 @@ import pytest
 import pytest_asyncio
 
 from provider_aws.identity.kube import LightkubeApi
-from tests.support.awsproxy import AwsProxy, ProxyState
-from tests.support.stsrelay import StsRelay
+from testkit.awsproxy import AwsProxy, ProxyState
+from testkit.stsrelay import StsRelay
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, IdentityProvi
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
-from tests.support.awsproxy import ProxyState
-from tests.support.identity import IRSA, POD_IDENTITY, ROLE, identity_provider, make_plan, served_cluster
-from tests.support.kubeapi import FakeKubeApi, write_kubeconfig
-from tests.support.podagent import FakePodIdentityAgent, closed_port_url
-from tests.support.stsrelay import StsRelay
+from testkit.awsproxy import ProxyState
+from testkit.identity import IRSA, POD_IDENTITY, ROLE, identity_provider, make_plan, served_cluster
+from testkit.kubeapi import FakeKubeApi, write_kubeconfig
+from testkit.podagent import FakePodIdentityAgent, closed_port_url
+from testkit.stsrelay import StsRelay
 
 ASSUME = "AssumeRoleWithWebIdentity"
 STATIC = StaticCredentials("AKIASTATICEXAMPLE", SecretText("static-secret"), SecretText("static-session"))

@@ -14,11 +14,11 @@ from provider_aws.identity.kube import LightkubeApi
 from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.model import MountPlan
 from provider_aws.settings import Settings
-from tests.support.awsproxy import ProxyState
-from tests.support.clock import FakeClock
-from tests.support.identity import IRSA, ROLE, identity_provider, make_plan, served_cluster
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.stsrelay import StsRelay
+from testkit.awsproxy import ProxyState
+from testkit.clock import FakeClock
+from testkit.identity import IRSA, ROLE, identity_provider, make_plan, served_cluster
+from testkit.kubeapi import FakeKubeApi
+from testkit.stsrelay import StsRelay
 
 ASSUME = "AssumeRoleWithWebIdentity"
 REGIONS = ("us-east-1", "eu-west-1")

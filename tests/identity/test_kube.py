@@ -7,9 +7,9 @@ import pytest
 
 from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
 from provider_aws.identity.kube import LightkubeApi
-from tests.support.identity import served_cluster
-from tests.support.kubeapi import FakeKubeApi, write_kubeconfig
-from tests.support.podagent import closed_port_url
+from testkit.identity import served_cluster
+from testkit.kubeapi import FakeKubeApi, write_kubeconfig
+from testkit.podagent import closed_port_url
 
 
 @pytest.fixture

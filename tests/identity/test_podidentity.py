@@ -17,8 +17,8 @@ from provider_aws.identity.credentials import IdentityProvider
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import AddressPreference, MountPlan
 from provider_aws.settings import Settings
-from tests.support.identity import IRSA, POD_IDENTITY, identity_provider, make_plan
-from tests.support.podagent import FakePodIdentityAgent, closed_port_url
+from testkit.identity import IRSA, POD_IDENTITY, identity_provider, make_plan
+from testkit.podagent import FakePodIdentityAgent, closed_port_url
 
 
 def token_of(plan: MountPlan) -> str:

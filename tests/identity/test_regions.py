@@ -17,8 +17,8 @@ from provider_aws.errors import (
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.settings import Settings
-from tests.support.identity import make_plan, served_cluster
-from tests.support.kubeapi import FakeKubeApi
+from testkit.identity import make_plan, served_cluster
+from testkit.kubeapi import FakeKubeApi
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from provider_aws.ops.health import (
 )
 from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
-from tests.support.grpc_clients import running_provider
-from tests.support.identity import served_cluster
-from tests.support.leakscan import LeakScan
-from tests.support.scrape import HTTP_TIMEOUT, get
-from tests.support.serveproc import launch, serve_env, serve_process
+from testkit.grpc_clients import running_provider
+from testkit.identity import served_cluster
+from testkit.leakscan import LeakScan
+from testkit.scrape import HTTP_TIMEOUT, get
+from testkit.serveproc import launch, serve_env, serve_process
 
 WAIT_LIMIT = 20.0
 

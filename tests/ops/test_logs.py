@@ -21,12 +21,12 @@ from provider_aws.model import SecretBytes, SecretText
 from provider_aws.ops.logs import REDACTED, configure_logging, redact
 from provider_aws.ops.observe import MOUNT_EVENT
 from provider_aws.settings import Settings
+from testkit.awsproxy import Fault, ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.handlers import Held
+from testkit.identity import jwt
+from testkit.requests import REGION, STATIC, pod_attributes
 from tests.conftest import TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import Fault, ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.handlers import Held
-from tests.support.identity import jwt
-from tests.support.requests import REGION, STATIC, pod_attributes
 
 VALUE = "pw-\u00e9-4f1c9a"  # the secret value mounted in these tests
 ACCESS_FIELDS = {

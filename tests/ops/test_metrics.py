@@ -19,14 +19,14 @@ from provider_aws.identity.regions import REGION_LABEL
 from provider_aws.ops.health import health_endpoint
 from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
+from testkit.handlers import Held
+from testkit.identity import served_cluster
+from testkit.kubeapi import FakeKubeApi
+from testkit.requests import REGION, STATIC, pod_attributes
+from testkit.scrape import Samples, get_page, parse_metrics, value
 from tests.conftest import seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from tests.support.handlers import Held
-from tests.support.identity import served_cluster
-from tests.support.kubeapi import FakeKubeApi
-from tests.support.requests import REGION, STATIC, pod_attributes
-from tests.support.scrape import Samples, get_page, parse_metrics, value
 
 NODE = "node-a"
 WAIT_LIMIT = 10.0

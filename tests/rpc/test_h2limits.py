@@ -19,7 +19,7 @@ from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
 from provider_aws.model import MountInput, MountResult
 from provider_aws.rpc.h2limits import CLOSED_STREAMS_KEPT
 from provider_aws.settings import Settings
-from tests.support.grpc_clients import running_provider, short_socket_dir
+from testkit.grpc_clients import running_provider, short_socket_dir
 
 CALLS = CLOSED_STREAMS_KEPT + 300
 AT_ONCE = 50

@@ -23,7 +23,7 @@ from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, Ve
 from provider_aws.model import MountedFile, MountInput, MountResult, ObjectVersion, SecretBytes
 from provider_aws.rpc.server import SOCKET_MODE, SocketError, SocketInUseError, run_server, serve_until_signal
 from provider_aws.settings import Settings
-from tests.support.grpc_clients import grpcurl, running_provider, short_socket_dir
+from testkit.grpc_clients import grpcurl, running_provider, short_socket_dir
 
 WAIT = 10.0
 

@@ -45,9 +45,9 @@ from provider_aws.model import (
 from provider_aws.mount import Mounter
 from provider_aws.rpc.service import Outcome, semver
 from provider_aws.settings import Settings
+from testkit.awsproxy import ProxyState
+from testkit.grpc_clients import GrpcioProviderClient, running_provider
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
-from tests.support.awsproxy import ProxyState
-from tests.support.grpc_clients import GrpcioProviderClient, running_provider
 
 SECRET = b"s3cr3t-\x00-value"
 RESULT = MountResult(

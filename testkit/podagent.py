@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
-from tests.support.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer
 
 PATH = "/v1/credentials"
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 
-from tests.support.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer
 
 __all__ = ["ConnectRecorder"]
 

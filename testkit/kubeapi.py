@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer
 
 _PATHS = (
     (re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/?]+)$"), "serviceaccounts"),

@@ -4,11 +4,11 @@
 
 - sensitive strings with a label: every secret and parameter value found in moto (`harvest_moto`, run
   before each moto reset), the STS credentials moto handed out, the service-account tokens and static
-  credentials sent in Mount requests, the tokens built by `tests.support.identity.jwt`, the Pod Identity
+  credentials sent in Mount requests, the tokens built by `testkit.identity.jwt`, the Pod Identity
   agent's tokens and credentials, and whatever the provider itself wraps in SecretText or SecretBytes;
 - captured text by source: every structlog and standard-library log line of in-process providers (the
   real `configure_logging` writing into a `TextSink`), stderr captured by pytest (children that inherit
-  it), the whole log of each `provider-aws serve` child started by `tests.support.serveproc`, every
+  it), the whole log of each `provider-aws serve` child started by `testkit.serveproc`, every
   error message (each `ProviderError` and `GRPCError` built in-process, each error a grpcio client
   receives, grpcurl's stderr) and every /metrics body rendered in-process.
 
@@ -43,8 +43,8 @@ from provider_aws.attributes import TOKENS
 from provider_aws.errors import ProviderError
 from provider_aws.model import SecretBytes, SecretText
 from provider_aws.ops.metrics import Metrics
-from tests.support import grpc_clients, identity, serveproc
-from tests.support.podagent import AgentState
+from testkit import grpc_clients, identity, serveproc
+from testkit.podagent import AgentState
 
 __all__ = ["MIN_DIGITS", "MIN_LENGTH", "Hit", "LeakScan", "TextSink", "harvest_moto", "install", "report"]
 
@@ -372,7 +372,7 @@ def _recording_jwt(scan: LeakScan, original: Callable[..., str]) -> Callable[...
     @functools.wraps(original)
     def jwt(*args: Any, **kwargs: Any) -> str:
         token = original(*args, **kwargs)
-        scan.add_value("service-account token from tests.support.identity.jwt", token)
+        scan.add_value("service-account token from testkit.identity.jwt", token)
         return token
 
     return jwt

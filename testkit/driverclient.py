@@ -28,9 +28,9 @@ from typing import Any
 
 from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.ops.health import check_socket
-from tests.support.grpc_clients import short_socket_dir
-from tests.support.motoproc import stop
-from tests.support.serveproc import READY_TIMEOUT, serve_env
+from testkit.grpc_clients import short_socket_dir
+from testkit.motoproc import stop
+from testkit.serveproc import READY_TIMEOUT, serve_env
 
 __all__ = [
     "DRIVER_RECV_LIMIT",

@@ -27,7 +27,7 @@ from provider_aws.model import (
     StaticCredentials,
 )
 from provider_aws.settings import Settings
-from tests.support.kubeapi import FakeKubeApi
+from testkit.kubeapi import FakeKubeApi
 
 # The audiences under the names the tests use.
 IRSA = IRSA_AUDIENCE
