@@ -97,3 +97,19 @@ $(DRIVERCLIENT): $(DRIVERCLIENT_SRC)
 	mv $@.tmp $@
 
 test: $(DRIVERCLIENT)
+
+# The real Go provider (aws/secrets-store-csi-driver-provider-aws 3.1.1), the oracle of `make compat`,
+# the bench's Go column and the end-to-end suite. Its source is not on the module proxy: it is kept
+# beside the project in shared/oracles/go-provider, whose build.sh builds it with three loopback seams.
+GO_PROVIDER_SRC ?= $(firstword $(wildcard ../shared/oracles/go-provider /work/shared/oracles/go-provider))
+GOPROVIDER := build/bin/provider-aws-go
+
+.PHONY: goprovider
+goprovider: $(GOPROVIDER)
+
+$(GOPROVIDER): $(wildcard $(GO_PROVIDER_SRC)/build.sh $(GO_PROVIDER_SRC)/seams.py $(GO_PROVIDER_SRC)/*.tar.gz)
+	@test -n "$(GO_PROVIDER_SRC)" || { echo "make goprovider: the Go provider's source (shared/oracles/go-provider) is not beside this checkout; set GO_PROVIDER_SRC" >&2; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "make goprovider: needs Go >= 1.26 (https://go.dev/dl/)" >&2; exit 1; }
+	$(GO_PROVIDER_SRC)/build.sh build/go-provider >/dev/null
+	@mkdir -p $(@D)
+	mv build/go-provider/provider-aws-go $@
