@@ -31,7 +31,7 @@ GO_VALUES = DATA / "go-chart-values.yaml"
 EVERY_VALUE = DATA / "every-value.yaml"
 NAMESPACE = "kube-system"
 # The values of the Go provider's chart (secrets-store-csi-driver-provider-aws 2.x values.yaml and
-# the k8sThrottlingParams its DaemonSet template reads).
+# the k8sThrottlingParams, dnsPolicy and eksAddonVersion its DaemonSet template reads).
 GO_CHART_VALUES = frozenset(
     {
         "image",
@@ -57,6 +57,8 @@ GO_CHART_VALUES = frozenset(
         "useFipsEndpoint",
         "podIdentityHttpTimeout",
         "dnsConfig",
+        "dnsPolicy",
+        "eksAddonVersion",
         "k8sThrottlingParams",
         "secrets-store-csi-driver",
     }
@@ -277,6 +279,8 @@ def test_go_chart_values_keep_their_meaning(rendered: dict[str, list[Obj]]) -> N
     assert {k: found["securityContext"][k] for k in go["securityContext"]} == go["securityContext"]
     assert found["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["dnsConfig"] == go["dnsConfig"]
+    assert pod["dnsPolicy"] == go["dnsPolicy"]
+    assert settings.eks_addon_version == go["eksAddonVersion"]
     # kubeletPath is the Go chart's host mount of pod volumes, which this provider does not make.
     assert not any("kubelet" in mount["mountPath"] for mount in found["volumeMounts"])
 

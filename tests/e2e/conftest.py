@@ -7,10 +7,12 @@ A missing part fails the session at the first test that asks for the cluster, sa
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from testkit.cluster import Cluster, ClusterUnavailable, running_cluster
+from testkit.helm import Helm, go_provider_chart
 from tests.conftest import LEAK_SCAN
 
 
@@ -23,3 +25,15 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             yield running
     except ClusterUnavailable as error:
         pytest.fail(f"no control plane: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def helm(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """The pinned helm (`make helm`) talking to the session's cluster as its admin."""
+    return Helm(cluster, tmp_path_factory.mktemp("helm"))
+
+
+@pytest.fixture(scope="session")
+def go_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Go provider's own chart (3.1.1) with the driver's chart it depends on."""
+    return go_provider_chart(tmp_path_factory.mktemp("go-chart"))
