@@ -23,7 +23,15 @@ import yaml
 
 from testkit.cluster import ROOT, Cluster
 
-__all__ = ["CHART", "GO_CHART_NAME", "Helm", "driver_chart", "go_provider_chart", "helm_binary"]
+__all__ = [
+    "CHART",
+    "GO_CHART_NAME",
+    "Helm",
+    "driver_chart",
+    "go_provider_chart",
+    "go_provider_file",
+    "helm_binary",
+]
 
 CHART = ROOT / "charts" / "secrets-store-csi-provider-aws"
 GO_CHART_NAME = "secrets-store-csi-driver-provider-aws"
@@ -83,6 +91,17 @@ def _go_source() -> Path:
     raise FileNotFoundError(
         "the Go provider's source archive (shared/oracles/go-provider) is not beside this checkout"
     )
+
+
+def go_provider_file(path: str) -> str:
+    """The text of one file of the Go provider's source, e.g. deployment/aws-provider-installer.yaml."""
+    with tarfile.open(_go_source()) as archive:
+        for member in archive.getmembers():
+            if member.isfile() and member.name.split("/", 1)[-1] == path:
+                source = archive.extractfile(member)
+                assert source is not None
+                return source.read().decode()
+    raise FileNotFoundError(f"{path} is not in the Go provider's source archive")
 
 
 def driver_chart(version: str) -> Path:
