@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding
@@ -32,6 +33,31 @@ GO_VALUES = DATA / "go-chart-values.yaml"
 DRIVER_LABEL = "app.kubernetes.io/name=secrets-store-csi-driver"
 KEEP = {"metadata": {"annotations": {"helm.sh/resource-policy": "keep"}}}
 OUR_RULES = {("serviceaccounts", "get"), ("nodes", "get")}
+
+
+CSIDRIVER = "secrets-store.csi.k8s.io"
+
+
+@pytest.fixture(autouse=True)
+def driver_slot(cluster: Cluster) -> Iterator[None]:
+    """The Go chart installs the driver, CSIDriver included. One that another test created outside Helm
+    (the driver-flow tests install the driver's CSIDriver themselves) is set aside for the test, since
+    Helm refuses to take over an object it did not create, and put back after it."""
+    try:
+        existing = cluster.admin.get(CSIDriver, CSIDRIVER)
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+        existing = None
+    if existing is not None:
+        cluster.admin.delete(CSIDriver, CSIDRIVER)
+    yield
+    if existing is not None:
+        assert existing.metadata is not None
+        existing.metadata = ObjectMeta(
+            name=CSIDRIVER, labels=existing.metadata.labels, annotations=existing.metadata.annotations
+        )
+        cluster.admin.create(existing)
 
 
 def go_names(release: str, values: Path | None) -> tuple[str, str]:
