@@ -45,7 +45,7 @@ __all__ = [
     "written_tree",
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BINARY = ROOT / "build" / "bin" / "driverclient"
 # The first build compiles about 850 Go packages (the driver imports client-go): minutes on a busy machine.
 BUILD_TIMEOUT = 900.0
