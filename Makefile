@@ -114,6 +114,38 @@ $(GOPROVIDER): $(wildcard $(GO_PROVIDER_SRC)/build.sh $(GO_PROVIDER_SRC)/seams.p
 	@mkdir -p $(@D)
 	mv build/go-provider/provider-aws-go $@
 
+# A real control plane for the end-to-end tests (issue 18): etcd from Debian's etcd-server package
+# (installed with apt when missing; needs root, as CI is) and kube-apiserver built from k8s.io/kubernetes
+# through the module proxy. tests/kubeapiserver/go.mod is the one place its version is pinned; the binary
+# is stamped by that version and rebuilt only when the build module changes (about 6 minutes cold on two
+# cores, nothing warm). testkit/cluster.py starts both on loopback.
+KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2}' tests/kubeapiserver/go.mod)
+KUBE_APISERVER := build/bin/kube-apiserver
+KUBE_STAMP := build/bin/.kube-apiserver-$(KUBE_VERSION)
+KUBE_LDFLAGS := -s -w $(foreach v,gitVersion=$(KUBE_VERSION) \
+	gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION:v%=%))) gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION))) \
+	gitTreeState=clean,-X k8s.io/component-base/version.$(v))
+
+.PHONY: cluster etcd
+cluster: $(KUBE_STAMP) etcd
+
+$(KUBE_STAMP): tests/kubeapiserver/go.mod tests/kubeapiserver/go.sum
+	@command -v $(GO) >/dev/null || { echo "make cluster: needs Go >= 1.24 to build kube-apiserver $(KUBE_VERSION) (https://go.dev/dl/)" >&2; exit 1; }
+	@mkdir -p $(@D)
+	cd tests/kubeapiserver && $(GO) build -mod=readonly -trimpath -ldflags '$(KUBE_LDFLAGS)' \
+		-o $(CURDIR)/$(KUBE_APISERVER).tmp k8s.io/kubernetes/cmd/kube-apiserver
+	mv $(KUBE_APISERVER).tmp $(KUBE_APISERVER)
+	rm -f build/bin/.kube-apiserver-*
+	touch $@
+
+etcd:
+	@command -v etcd >/dev/null || scripts/install-etcd.sh
+
+# The end-to-end suite on the real control plane (tests/e2e; `make test` does not collect it).
+.PHONY: e2e
+e2e: install helm cluster
+	PROVIDER_HELM=$(HELM) $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
+
 # The Secrets Store CSI driver's node plugin and a CSI client that plays the kubelet (csinode), for the
 # end-to-end suite (issue 19). Both are built from tests/driverclient, whose go.mod pins the driver for
 # driverclient too (the driver binary is that module's `tool`), so one version is pinned in one place.

@@ -17,7 +17,7 @@ from provider_aws.errors import ProviderError
 from provider_aws.ops.health import health_endpoint
 from provider_aws.ops.logs import configure_logging
 from provider_aws.request.manifest import add_validate_arguments, run_validate
-from provider_aws.rpc.server import serve_until_signal
+from provider_aws.rpc.server import SocketWatch, serve_until_signal
 from provider_aws.rpc.service import semver
 from provider_aws.settings import Settings, add_serve_arguments, go_style_args, settings_from_namespace
 
@@ -25,11 +25,12 @@ __all__ = ["main"]
 
 
 async def _serve(settings: Settings) -> None:
+    watch = SocketWatch()
     async with (
         observed_provider(settings) as served,
-        health_endpoint(settings.http_addr, settings.socket_path, served.metrics),
+        health_endpoint(settings.http_addr, settings.socket_path, served.metrics, watch=watch),
     ):
-        await serve_until_signal(settings, served.handler, observer=served.observer)
+        await serve_until_signal(settings, served.handler, observer=served.observer, watch=watch)
 
 
 def log_go_flags(settings: Settings) -> None:

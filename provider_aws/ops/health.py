@@ -4,7 +4,9 @@
   SERVING; 503 before that, while shutting down, and after.
 - `/healthz` (liveness): 200 when the event loop runs this handler and, if the socket exists,
   a health Check over it completes (any answer: NOT_SERVING while draining is still alive).
-  A socket that exists but does not answer is a wedged provider: 503.
+  A socket that exists but does not answer is a wedged provider: 503. So is a socket path that
+  another process has taken and the provider cannot take back (`SocketWatch.lost`): the kubelet
+  restarts it, and the restarted provider binds once the path is free.
 - `/metrics`: the `Metrics` registry in the Prometheus text format.
 
 Every Check dials the socket as the driver does and is bounded by `check_timeout`.
@@ -27,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from provider_aws.errors import ProviderError
 from provider_aws.ops.metrics import Metrics
+from provider_aws.rpc.server import SocketWatch
 
 __all__ = [
     "CheckResult",
@@ -95,10 +98,17 @@ class HealthServer:
     """The HTTP endpoint; `start()` binds (port 0 picks a free port), `address` tells the real one."""
 
     def __init__(
-        self, addr: str, socket_path: Path, metrics: Metrics, *, check_timeout: float = DEFAULT_CHECK_TIMEOUT
+        self,
+        addr: str,
+        socket_path: Path,
+        metrics: Metrics,
+        *,
+        check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+        watch: SocketWatch | None = None,
     ) -> None:
         self._host, self._port = parse_http_addr(addr)
         self._socket_path = socket_path
+        self._watch = watch
         self._metrics = metrics
         self._check_timeout = check_timeout
         app = web.Application()
@@ -134,6 +144,8 @@ class HealthServer:
         await self._runner.cleanup()
 
     async def _healthz(self, _request: web.Request) -> web.Response:
+        if self._watch is not None and self._watch.lost:
+            return web.Response(status=503, text=f"not alive: {self._watch.lost}\n")
         if not socket_exists(self._socket_path):
             return web.Response(text="ok: alive (socket not open)\n")
         result = await check_socket(self._socket_path, self._check_timeout)
@@ -142,6 +154,8 @@ class HealthServer:
         return web.Response(status=503, text=f"not alive: {result.detail}\n")
 
     async def _readyz(self, _request: web.Request) -> web.Response:
+        if self._watch is not None and self._watch.lost:
+            return web.Response(status=503, text=f"not ready: {self._watch.lost}\n")
         result = await check_socket(self._socket_path, self._check_timeout)
         if result.serving:
             return web.Response(text="ok: ready\n")
@@ -155,13 +169,18 @@ class HealthServer:
 
 @asynccontextmanager
 async def health_endpoint(
-    addr: str, socket_path: Path, metrics: Metrics, *, check_timeout: float = DEFAULT_CHECK_TIMEOUT
+    addr: str,
+    socket_path: Path,
+    metrics: Metrics,
+    *,
+    check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    watch: SocketWatch | None = None,
 ) -> AsyncIterator[HealthServer | None]:
     """The HTTP endpoint while the block runs; None (nothing served) when `addr` is empty."""
     if not addr:
         yield None
         return
-    server = HealthServer(addr, socket_path, metrics, check_timeout=check_timeout)
+    server = HealthServer(addr, socket_path, metrics, check_timeout=check_timeout, watch=watch)
     await server.start()
     try:
         yield server

@@ -6,6 +6,11 @@ reflection. The socket is bound under umask 0o077 and then opened to mode
 alone and refused. On stop the socket is unlinked (no new connections), new
 Mounts on open connections are refused with UNAVAILABLE, health turns
 NOT_SERVING, and Mounts in flight get `settings.shutdown_grace` to finish.
+
+While serving, the socket path is checked every second: a socket removed (the Go provider's pod
+removes `aws.sock` when it exits, even after its successor bound it) or replaced by a stale one is
+bound again; one taken by another live listener, or by a file that is not a socket, is left alone
+and reported through `SocketWatch.lost`, which fails `/healthz` so that the kubelet restarts us.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ __all__ = [
     "SOCKET_MODE",
     "SocketError",
     "SocketInUseError",
+    "SocketWatch",
     "prepare_socket_path",
     "run_server",
     "serve_until_signal",
@@ -52,6 +58,8 @@ SOCKET_MODE = 0o600
 _PROBE_TIMEOUT = 1.0
 # After the grace period, how long cancelled handlers get to unwind.
 _CLOSE_TIMEOUT = 5.0
+# How often the socket path is checked for removal or replacement while serving.
+WATCH_INTERVAL = 1.0
 
 # sun_path holds 108 bytes on Linux, including the terminating NUL.
 _MAX_PATH_BYTES = 108
@@ -143,13 +151,9 @@ def _bind(path: Path) -> tuple[socket.socket, tuple[int, int]]:
     return sock, (info.st_dev, info.st_ino)
 
 
-def _remove_socket(path: Path, identity: tuple[int, int]) -> None:
+def _remove_socket(path: Path, identity: tuple[int, int] | None) -> None:
     """Unlink our socket, but not a file someone else has put there since."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISSOCK(info.st_mode) and (info.st_dev, info.st_ino) == identity:
+    if _is_ours(path, identity):
         path.unlink(missing_ok=True)
 
 
@@ -180,6 +184,22 @@ class _Server(Server):
     def __init__(self, handlers: Collection[IServable], codec: CodecBase) -> None:
         super().__init__(handlers, codec=codec)
         self._connections: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+        self._rebound: list[asyncio.AbstractServer] = []
+
+    async def listen_again(self, sock: socket.socket) -> None:
+        """Also accept calls on `sock` (the socket bound again after ours was removed)."""
+        loop = asyncio.get_running_loop()
+        self._rebound.append(await loop.create_unix_server(self._protocol_factory, sock=sock))
+
+    def close(self) -> None:
+        for listener in self._rebound:
+            listener.close()
+        super().close()
+
+    async def wait_closed(self) -> None:
+        for listener in self._rebound:
+            await listener.wait_closed()
+        await super().wait_closed()
 
     def _protocol_factory(self) -> H2Protocol:
         made = super()._protocol_factory()
@@ -192,6 +212,81 @@ class _Server(Server):
             connection = getattr(protocol, "connection", None)  # absent until connection_made
             if connection is not None:
                 connection.close()
+
+
+class SocketWatch:
+    """Whether the socket path is still this process's; `lost` says why not when it cannot be taken back."""
+
+    def __init__(self) -> None:
+        self.identity: tuple[int, int] | None = None  # (device, inode) of the socket file we bound
+        self.lost: str | None = None
+        self.rebinds = 0
+
+
+def _lose(watch: SocketWatch, reason: str) -> None:
+    if watch.lost != reason:
+        _log.error("the provider socket is no longer ours", reason=reason)
+    watch.lost = reason
+
+
+def _is_ours(path: Path, identity: tuple[int, int] | None) -> bool:
+    """The socket file at `path` is the one we bound (`identity` is its device and inode)."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISSOCK(info.st_mode) and (info.st_dev, info.st_ino) == identity
+
+
+async def _obstacle(path: Path) -> str | None:
+    """Why `path` cannot be bound now; None once it is free (a stale socket there is removed)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        return f"cannot check the socket {path}: {_reason(err)}"
+    if not stat.S_ISSOCK(info.st_mode):
+        return f"{path} was replaced by a file that is not a socket; it is left alone"
+    try:
+        if await _has_listener(path):
+            return f"another process now serves on {path}; it is left alone"
+    except SocketError as err:
+        return err.message
+    _remove_stale(path)
+    return None
+
+
+async def _reclaim(server: _Server, path: Path, watch: SocketWatch) -> None:
+    """Bind `path` again if our socket there was removed or replaced by a stale one."""
+    if _is_ours(path, watch.identity):
+        return
+    obstacle = await _obstacle(path)
+    if obstacle is not None:
+        _lose(watch, obstacle)
+        return
+    _log.warning("the provider socket was removed or replaced; binding it again", socket=str(path))
+    try:
+        sock, identity = _bind(path)
+    except SocketError as err:
+        _lose(watch, err.message)
+        return
+    try:
+        await server.listen_again(sock)
+    except OSError as err:
+        sock.close()
+        _remove_socket(path, identity)
+        _lose(watch, f"cannot listen on {path} again: {_reason(err)}")
+        return
+    watch.identity, watch.lost = identity, None
+    watch.rebinds += 1
+    _log.info("serving again", socket=str(path))
+
+
+async def _keep_socket(server: _Server, path: Path, watch: SocketWatch, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await _reclaim(server, path, watch)
 
 
 async def _close(server: _Server) -> None:
@@ -211,13 +306,17 @@ async def run_server(
     ready: asyncio.Event | None = None,
     stop: asyncio.Event | None = None,
     observer: MountObserver | None = None,
+    watch: SocketWatch | None = None,
+    watch_interval: float = WATCH_INTERVAL,
 ) -> None:
     """Serve on `settings.socket_path` until `stop` is set (or the task is cancelled).
 
     Raises `SocketError` (a `SocketInUseError` when the path is occupied) before
     serving. `ready` is set once the socket accepts calls. A stop drains Mounts
     in flight for up to `settings.shutdown_grace`; a cancellation does not wait.
+    `watch` tells whether the socket path is still ours (see the module's doc).
     """
+    watch = watch if watch is not None else SocketWatch()
     path = settings.socket_path
     await prepare_socket_path(path)
     service = ProviderService(handler, default_timeout=settings.default_mount_timeout, observer=observer)
@@ -225,13 +324,14 @@ async def run_server(
     server = _Server(
         with_reflection([service, Health({service: [serving]})]), codec=ProviderCodec(service.wire)
     )
-    sock, identity = _bind(path)
+    sock, watch.identity = _bind(path)
     try:
         await server.start(sock=sock)
     except BaseException:
         sock.close()
-        _remove_socket(path, identity)
+        _remove_socket(path, watch.identity)
         raise
+    keeper = asyncio.create_task(_keep_socket(server, path, watch, watch_interval))
     try:
         serving.set(True)
         _log.info("serving", socket=str(path))
@@ -239,14 +339,16 @@ async def run_server(
             ready.set()
         await (stop.wait() if stop is not None else asyncio.get_running_loop().create_future())
         _log.info("stopping", in_flight=service.in_flight, grace_seconds=settings.shutdown_grace)
+        keeper.cancel()
         serving.set(False)
         service.stop_accepting()
-        _remove_socket(path, identity)
+        _remove_socket(path, watch.identity)
         await _drain(service, settings.shutdown_grace)
     finally:
+        keeper.cancel()
         serving.set(False)
         service.stop_accepting()
-        _remove_socket(path, identity)
+        _remove_socket(path, watch.identity)
         await _close(server)
         _log.info("stopped", socket=str(path))
 
@@ -257,6 +359,7 @@ async def serve_until_signal(
     *,
     ready: asyncio.Event | None = None,
     observer: MountObserver | None = None,
+    watch: SocketWatch | None = None,
     signals: Collection[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
 ) -> None:
     """`run_server` until the first of `signals` arrives, then shut down gracefully."""
@@ -273,7 +376,7 @@ async def serve_until_signal(
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await run_server(settings, handler, ready=ready, stop=stop, observer=observer)
+        await run_server(settings, handler, ready=ready, stop=stop, observer=observer, watch=watch)
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
