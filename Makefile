@@ -172,3 +172,9 @@ $(CSINODE): $(DRIVERCLIENT_SRC) $(wildcard tests/driverclient/csinode/*.go)
 	mv $@.tmp $@
 
 e2e: $(DRIVER) $(CSINODE) $(GOPROVIDER) install
+
+# The seed's flow timed through the real driver for both providers (issue 19): README "Through the real
+# driver" under Benchmarks. Needs root (the driver's private mount namespace) and the control plane.
+.PHONY: bench-e2e
+bench-e2e: $(DRIVER) $(CSINODE) $(GOPROVIDER) install cluster
+	$(BIN)/python -m bench.driverflow --write

@@ -18,7 +18,6 @@ from typing import Any
 import yaml
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.models.authentication_v1 import BoundObjectReference, TokenRequestSpec
 from lightkube.models.core_v1 import Container, CSIVolumeSource, PodSpec, Volume, VolumeMount
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Node, Pod, Secret, ServiceAccount
@@ -47,10 +46,7 @@ class FlowObjects:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
-        self.client = cluster.client()
-
-    def close(self) -> None:
-        self.client.close()
+        self.client = cluster.admin
 
     def install_driver(
         self, deploy_dir: Path, audiences: Sequence[str] = (STS_AUDIENCE, POD_IDENTITY_AUDIENCE)
@@ -112,22 +108,12 @@ class FlowObjects:
         self, volume: PodVolume, audiences: Sequence[str] = (STS_AUDIENCE, POD_IDENTITY_AUDIENCE)
     ) -> dict[str, dict[str, str]]:
         """serviceAccount.tokens as the kubelet builds it: a TokenRequest per audience, bound to the pod."""
-        # Through this object's own client, which close() closes (Cluster.token opens one per call).
-        bound = BoundObjectReference(apiVersion="v1", kind="Pod", name=volume.pod, uid=volume.uid)
         minted: dict[str, dict[str, str]] = {}
         for audience in audiences:
-            request = ServiceAccount.Token(
-                metadata=ObjectMeta(name=volume.service_account, namespace=volume.namespace),
-                spec=TokenRequestSpec(
-                    audiences=[audience], expirationSeconds=TOKEN_SECONDS, boundObjectRef=bound
-                ),
+            token = self.cluster.token(
+                volume.namespace, volume.service_account, [audience], TOKEN_SECONDS, (volume.pod, volume.uid)
             )
-            answer = self.client.create(request, volume.service_account, namespace=volume.namespace)
-            assert answer.status is not None
-            minted[audience] = {
-                "token": answer.status.token,
-                "expirationTimestamp": _expiry(answer.status.token),
-            }
+            minted[audience] = {"token": token, "expirationTimestamp": _expiry(token)}
         return minted
 
     def pod_status(self, volume: PodVolume) -> dict[str, Any]:

@@ -43,7 +43,6 @@ def flow(
     scan = request.config.stash[LEAK_SCAN]
     with ExitStack() as exits:
         kube = FlowObjects(cluster)
-        exits.callback(kube.close)
         kube.install_driver(driver_deploy_dir())
         agent = FakePodIdentityAgent().start()
         exits.callback(agent.stop)
