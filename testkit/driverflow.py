@@ -51,7 +51,7 @@ BIN = ROOT / "build" / "bin"
 SPC = "aws-secrets"
 SERVICE_ACCOUNT = "app"
 # --rotation-poll-interval: a republish sooner than this after the last write is skipped by the driver.
-ROTATION_POLL = 2.0
+ROTATION_POLL = 4.0
 WAIT = 30.0
 
 
