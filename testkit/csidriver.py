@@ -14,11 +14,11 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from testkit.motoproc import free_port, stop
 
@@ -27,6 +27,7 @@ __all__ = [
     "CsiResult",
     "DriverProcess",
     "Kubelet",
+    "PodVolume",
     "VolumeTree",
     "driver_process",
     "read_tree",
@@ -37,6 +38,7 @@ VOLUME_NAME = "secrets-store-inline"
 READY_TIMEOUT = 60.0
 CALL_TIMEOUT = 60.0
 _POLL = 0.1
+_Entry = TypeVar("_Entry")
 _SPCPS = "SecretProviderClassPodStatus"
 
 
@@ -56,7 +58,6 @@ class DriverProcess:
     endpoint: Path
     provider_dir: Path
     log_path: Path
-    metrics_url: str
 
     @property
     def pid(self) -> int:
@@ -72,11 +73,6 @@ class DriverProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def metrics(self) -> str:
-        with urllib.request.urlopen(self.metrics_url, timeout=10) as reply:
-            body: bytes = reply.read()
-        return body.decode()
 
     def is_mount_point(self, path: Path) -> bool:
         mounts = Path(f"/proc/{self.pid}/mountinfo").read_text().splitlines()
@@ -119,13 +115,13 @@ def driver_process(
     provider_dir = workdir / "providers"
     provider_dir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "driver.log"
-    port = free_port()
     flags = [
         f"--endpoint=unix://{endpoint}",
         f"--nodeid={node}",
         f"--provider-volume={provider_dir}",
         f"--additional-provider-volume-paths={provider_dir}",
-        f"--metrics-addr=127.0.0.1:{port}",
+        # loopback and a free port: the default :8095 listens on every address, and two drivers would clash
+        f"--metrics-addr=127.0.0.1:{free_port()}",
         "-v=2",
     ]
     if rotation_poll is not None:
@@ -138,7 +134,7 @@ def driver_process(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    driver = DriverProcess(process, endpoint, provider_dir, log_path, f"http://127.0.0.1:{port}/metrics")
+    driver = DriverProcess(process, endpoint, provider_dir, log_path)
     try:
         _wait_ready(driver, csinode)
         yield driver
@@ -214,17 +210,26 @@ class Kubelet:
 
 @dataclass(frozen=True)
 class VolumeTree:
-    """A published volume as the pod sees it: path -> (mode, contents) for files, links -> target."""
+    """A published volume as the pod sees it: path -> (mode, contents) for files, path -> mode for
+    directories, link -> target."""
 
     files: dict[str, tuple[int, bytes]]
+    dirs: dict[str, int]
     links: dict[str, str]
 
     def data(self) -> dict[str, tuple[int, bytes]]:
         """path -> (mode, contents) of the files under the directory `..data` points to: what a container
         reads, whatever the timestamped directory's name."""
+        return self._under_data(self.files)
+
+    def data_dirs(self) -> dict[str, int]:
+        """path -> mode of the directories under the one `..data` points to (nested object paths)."""
+        return self._under_data(self.dirs)
+
+    def _under_data(self, entries: dict[str, _Entry]) -> dict[str, _Entry]:
         prefix = self.links["..data"] + "/"
         return {
-            path.removeprefix(prefix): entry for path, entry in self.files.items() if path.startswith(prefix)
+            path.removeprefix(prefix): entry for path, entry in entries.items() if path.startswith(prefix)
         }
 
     def visible(self) -> dict[str, bytes]:
@@ -237,6 +242,7 @@ class VolumeTree:
 
 def read_tree(root: Path) -> VolumeTree:
     files: dict[str, tuple[int, bytes]] = {}
+    dirs: dict[str, int] = {}
     links: dict[str, str] = {}
     for directory, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
@@ -244,6 +250,8 @@ def read_tree(root: Path) -> VolumeTree:
             relative = str(path.relative_to(root))
             if path.is_symlink():
                 links[relative] = os.readlink(path)
-            elif path.is_file():
+            elif path.is_dir():
+                dirs[relative] = path.stat().st_mode & 0o7777
+            else:
                 files[relative] = (path.stat().st_mode & 0o7777, path.read_bytes())
-    return VolumeTree(files, links)
+    return VolumeTree(files, dirs, links)

@@ -80,6 +80,7 @@ def same_tree(published: dict[str, Published]) -> VolumeTree:
     """Our tree, after checking that the Go provider's has the same paths, contents, modes and links."""
     ours, go = published["python"].tree(), published["go"].tree()
     assert ours.data() == go.data()
+    assert ours.data_dirs() == go.data_dirs()
     assert ours.top_links() == go.top_links()
     return ours
 
@@ -181,6 +182,7 @@ def test_path_translation_off_creates_directories(flow: Flow, aws: ProxyState, m
         assert each.result.ok, each.result
     tree = same_tree(published)
     assert tree.data() == {"team/db/password": (0o644, b"pw")}
+    assert set(tree.data_dirs()) == {"team", "team/db"}
     assert tree.top_links() == {"team": "..data/team"}
 
 
