@@ -7,7 +7,15 @@ from pathlib import Path
 
 from provider_aws.cli.mount import MountOptions, SecretProviderClass, build_request
 
-__all__ = ["REGION", "STATIC", "TEST_ACCESS_KEY", "TEST_SECRET_KEY", "pod_attributes"]
+__all__ = [
+    "REGION",
+    "SEED_DOC",
+    "STATIC",
+    "TEST_ACCESS_KEY",
+    "TEST_SECRET_KEY",
+    "pod_attributes",
+    "seed_objects",
+]
 
 REGION = "eu-west-1"
 # The static key pair of the tests (moto accepts any); tests.conftest re-exports it.
@@ -15,6 +23,22 @@ TEST_ACCESS_KEY = "AKIDTESTTESTTEST"
 TEST_SECRET_KEY = "test-secret-access-key"
 # The nodePublishSecretRef data of static credentials that moto accepts.
 STATIC = json.dumps({"awsAccessKeyId": TEST_ACCESS_KEY, "awsSecretAccessKey": TEST_SECRET_KEY})
+# The seed document's example secret (its text promises john.doe and 123456).
+SEED_DOC = {"user": {"username": "john.doe", "password": "123456"}}
+
+
+def seed_objects(first_arn: str, second_arn: str) -> str:
+    """The seed document's `objects`: two jmesPath files from the first secret, the second as `foobar`."""
+    return (
+        f'- objectName: "{first_arn}"\n'
+        "  jmesPath:\n"
+        "    - path: user.username\n"
+        "      objectAlias: dbusername\n"
+        "    - path: user.password\n"
+        "      objectAlias: dbpassword\n"
+        f'- objectName: "{second_arn}"\n'
+        "  objectAlias: foobar\n"
+    )
 
 
 def pod_attributes(

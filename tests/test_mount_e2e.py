@@ -17,11 +17,10 @@ from provider_aws.app import build_provider
 from provider_aws.settings import Settings
 from testkit.awsproxy import Fault, ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
-from testkit.requests import REGION, STATIC, pod_attributes
+from testkit.requests import REGION, SEED_DOC, STATIC, pod_attributes, seed_objects
 from tests.conftest import seed_client
 
 FAILOVER = "eu-central-1"
-SEED_DOC = {"user": {"username": "john.doe", "password": "123456"}}
 
 
 @dataclass
@@ -49,16 +48,7 @@ async def test_seed_document_example_end_to_end(aws: ProxyState, moto_server: st
     sm = seed_client(moto_server, "secretsmanager", REGION)
     first = sm.create_secret(Name="MySecret", SecretString=json.dumps(SEED_DOC))
     second = sm.create_secret(Name="MySecret2", SecretString="whole value, any format")
-    objects = (
-        f'- objectName: "{first["ARN"]}"\n'
-        "  jmesPath:\n"
-        "    - path: user.username\n"
-        "      objectAlias: dbusername\n"
-        "    - path: user.password\n"
-        "      objectAlias: dbpassword\n"
-        f'- objectName: "{second["ARN"]}"\n'
-        "  objectAlias: foobar\n"
-    )
+    objects = seed_objects(first["ARN"], second["ARN"])
     reply = await provider.mount(pod_attributes(objects))
     files = {f.path: (f.mode, f.contents) for f in reply.files}  # type: ignore[attr-defined]
     assert files["dbusername"] == (0o644, b"john.doe")
