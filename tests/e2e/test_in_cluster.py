@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests" / "base"
 PROVIDER_NAMESPACE = "kube-system"
 APP_NAMESPACE, APP_ACCOUNT, APP_POD, NODE = "shop", "web", "web-0", "node-1"
+# Distinct enough that the session-wide leak scan never meets it in an unrelated log line.
+SECRET_VALUE = "in-cluster-value-5be1"
 OBJECTS = "- objectName: in-cluster\n  objectType: secretsmanager\n"
 # What the API server lets every authenticated user do (system:basic-user): not the provider's grant.
 BASIC = {
@@ -144,7 +146,7 @@ def test_mounts_in_cluster_with_exactly_the_granted_requests(  # noqa: PLR0917 -
     leak_scan: LeakScan,
 ) -> None:
     seed_client(moto_server, "secretsmanager", REGION).create_secret(
-        Name="in-cluster", SecretString="mounted"
+        Name="in-cluster", SecretString=SECRET_VALUE
     )
     daemonset = installed_daemonset(case, helm, cluster, release)
     account = daemonset["spec"]["template"]["spec"]["serviceAccountName"]
@@ -181,7 +183,7 @@ def test_mounts_in_cluster_with_exactly_the_granted_requests(  # noqa: PLR0917 -
                 leak_scan.add_text(f"{case} provider log", provider.log())
                 return bytes(reply.files[0].contents)
 
-        assert asyncio.run(mount()) == b"mounted"
+        assert asyncio.run(mount()) == SECRET_VALUE.encode()
 
     _, _, expected = CASES[case]
     events = cluster.audit_events(user)[already:]
