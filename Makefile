@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
-	$(BIN)/python -m provider_aws.aws.models
+	$(BIN)/python -m provider_aws.aws.servicemodels
 	touch $(STAMP)
 
 lint: install

@@ -24,7 +24,7 @@ import grpc
 import pytest
 
 from provider_aws import DISTRIBUTION, __version__
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from testkit.awsproxy import ProxyState
 from testkit.connectproxy import ConnectRecorder

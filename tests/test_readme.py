@@ -231,5 +231,5 @@ def test_the_architecture_diagram_is_generated_from_the_current_code(readme: str
     )
     assert script.stdout.strip() in readme, "run `make architecture` to regenerate the README's diagram"
     # Every part of the package shows up in it, in the order a Mount meets them.
-    for part in ("rpc/", "mount.py", "request/", "identity/", "aws/", "answer.py"):
+    for part in ("rpc/", "mounter.py", "request/", "identity/", "aws/", "answer.py"):
         assert f" {part} " in script.stdout

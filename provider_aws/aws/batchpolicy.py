@@ -20,12 +20,12 @@ from __future__ import annotations
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from provider_aws.cache import Clock
 
 __all__ = ["SINGLE_ATTEMPT", "BatchPolicy", "BatchRules", "TokenBucket"]
 
-Clock = Callable[[], float]
 _Key = tuple[str, str]
 
 # Operations botocore must try once only: a throttled or failed batch falls back to

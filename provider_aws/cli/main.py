@@ -10,15 +10,14 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from provider_aws import __version__
+from provider_aws import __version__, semver
 from provider_aws.app import observed_provider
-from provider_aws.cli.mount import add_mount_arguments, run_mount
+from provider_aws.cli.drivermount import add_mount_arguments, run_mount
+from provider_aws.cli.validate import add_validate_arguments, run_validate
 from provider_aws.errors import ProviderError
 from provider_aws.ops.health import health_endpoint
 from provider_aws.ops.logs import configure_logging
-from provider_aws.request.manifest import add_validate_arguments, run_validate
 from provider_aws.rpc.server import serve_until_signal
-from provider_aws.rpc.service import semver
 from provider_aws.settings import Settings, add_serve_arguments, go_style_args, settings_from_namespace
 
 __all__ = ["main"]

@@ -17,7 +17,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from provider_aws import __version__
-from provider_aws.aws.calls import RotationStats
+from provider_aws.aws.rotation import RotationStats
+from provider_aws.aws.sharing import CallStats
 from provider_aws.identity.credentials import IdentityStats
 
 __all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "RotationCollector"]
@@ -90,13 +91,16 @@ class IdentityCollector(Collector):
 
 
 class RotationCollector(Collector):
-    """The AWS layer's rotation and sharing counters, read from its live `RotationStats`."""
+    """The AWS layer's rotation and sharing counters, read from its live `RotationStats` and
+    `CallStats` (all under `rotation_`: the metric names predate the split)."""
 
-    def __init__(self, stats: RotationStats) -> None:
+    def __init__(self, stats: RotationStats, calls: CallStats) -> None:
         self._stats = stats
+        self._calls = calls
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
+        calls = self._calls
         for name, help_text, value in (
             ("checks", "Secrets Manager objects whose version a rotation poll decided.", stats.checks),
             ("changed", "Objects whose version to serve differed from the mounted one.", stats.changed),
@@ -109,14 +113,14 @@ class RotationCollector(Collector):
             (
                 "coalesced",
                 "AWS calls answered by an identical call in flight or within the coalesce window.",
-                stats.coalesced,
+                calls.coalesced,
             ),
             (
                 "fetches",
                 "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
-                stats.fetches,
+                calls.fetches,
             ),
-            ("describes", "DescribeSecret requests sent to AWS.", stats.describes),
+            ("describes", "DescribeSecret requests sent to AWS.", calls.describes),
             ("polls", "Mounts that carried the versions mounted before (rotation polls).", stats.polls),
         ):
             yield _counter(f"rotation_{name}", help_text, value)
@@ -177,8 +181,8 @@ class Metrics:
     def watch_identity(self, stats: IdentityStats) -> None:
         self.registry.register(IdentityCollector(stats))
 
-    def watch_rotation(self, stats: RotationStats) -> None:
-        self.registry.register(RotationCollector(stats))
+    def watch_rotation(self, stats: RotationStats, calls: CallStats) -> None:
+        self.registry.register(RotationCollector(stats, calls))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -21,7 +21,7 @@ import structlog
 from grpclib import Status
 
 from provider_aws.attributes import POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT
-from provider_aws.aws.clients import RequestTally, tally_requests
+from provider_aws.aws.tally import RequestTally, tally_requests
 from provider_aws.model import MountInput, MountResult
 from provider_aws.ops.metrics import Metrics
 from provider_aws.rpc.service import MountHandler

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,7 +18,7 @@ import structlog
 from grpclib import GRPCError, Status
 from grpclib.const import Handler
 
-from provider_aws import DISTRIBUTION, __version__
+from provider_aws import DISTRIBUTION, __version__, semver
 from provider_aws._proto.v1alpha1 import (
     CsiDriverProviderBase,
     MountRequest,
@@ -42,7 +41,6 @@ __all__ = [
     "NullObserver",
     "Outcome",
     "ProviderService",
-    "semver",
 ]
 
 API_VERSION = "v1alpha1"
@@ -55,38 +53,6 @@ _INTERNAL_MESSAGE = "internal error in the AWS provider; see the provider's logs
 _ABORTED_MESSAGE = "the provider stopped before this mount finished; retry the mount once it is back"
 
 _log = structlog.get_logger(__name__)
-
-_PEP440 = re.compile(
-    r"(?P<release>\d+\.\d+\.\d+)"
-    r"(?:(?P<pre>a|b|rc)(?P<pre_n>\d+))?"
-    r"(?:\.post(?P<post>\d+))?"
-    r"(?:\.dev(?P<dev>\d+))?"
-    r"(?:\+(?P<local>[0-9A-Za-z.]+))?"
-)
-_PRE_NAMES = {"a": "alpha", "b": "beta", "rc": "rc"}
-
-
-def semver(version: str) -> str:
-    """A PEP 440 version in the semver form the driver requires (`0.2.0.dev3` -> `0.2.0-dev.3`)."""
-    match = _PEP440.fullmatch(version)
-    if match is None:
-        return version
-    pre = []
-    if match["pre"]:
-        pre.append(f"{_PRE_NAMES[match['pre']]}.{match['pre_n']}")
-    if match["dev"]:
-        pre.append(f"dev.{match['dev']}")
-    build = []
-    if match["post"]:
-        build.append(f"post.{match['post']}")
-    if match["local"]:
-        build.append(match["local"])
-    text = match["release"]
-    if pre:
-        text += "-" + ".".join(pre)
-    if build:
-        text += "+" + ".".join(build)
-    return text
 
 
 class MountHandler(Protocol):

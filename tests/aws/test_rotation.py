@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from provider_aws.app import Provider, build_provider
-from provider_aws.aws.valuecache import ValueCache, ValueKey
+from provider_aws.aws.rotation import ValueCache, ValueKey
 from provider_aws.errors import AccessDeniedError
 from provider_aws.model import MountInput, MountResult, SecretBytes
 from provider_aws.settings import Settings
@@ -242,11 +242,12 @@ async def test_sweep_of_50_pods_over_10_secrets(
         assert aws.count(operation="DescribeSecret") == 0
         polled = await sweep(built, objects, 50, mounted[0])
         stats = built.rotation_stats
+        calls = built.call_stats
     assert all(result == mounted[0] for result in polled)
     assert aws.count(operation="DescribeSecret") == describes
     assert value_calls(aws) == 50
-    assert stats.describes == describes
-    assert stats.coalesced == 500 - describes
+    assert calls.describes == describes
+    assert calls.coalesced == 500 - describes
     assert (stats.checks, stats.value_cache_hits) == (500, 500)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, AwsCredentials, IdentityProvider
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
+from provider_aws.identity.credentials import AwsCredentials, IdentityProvider
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.model import MountPlan

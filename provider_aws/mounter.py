@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from provider_aws.answer import build_result
-from provider_aws.aws.clients import Credentials, tally_requests
+from provider_aws.aws.caller import Credentials
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.tally import tally_requests
 from provider_aws.model import MountInput, MountPlan, MountResult
 from provider_aws.request.memo import ObjectsMemo
 from provider_aws.request.parse import bind_region, parse_mount_request
@@ -43,7 +44,7 @@ class Mounter:
 
         async with tally_requests() as tally:
             fetched = await self.fetcher.fetch(
-                plan.objects, plan.regions, credentials_for, current=plan.current_versions
+                plan.objects, plan.regions, credentials_for, current_versions=plan.current_versions
             )
         result = build_result(plan, fetched)
         return MountResult(result.files, result.versions, aws_requests=tally.count)
