@@ -64,7 +64,7 @@ async def build_provider(
         settings, session, observer=aws_observer, attempts={**SINGLE_ATTEMPT, **sts_attempts(settings)}
     )
     identities = IdentityProvider(settings, clients, kube_api, stats=stats)
-    regions = RegionResolver(settings, kube_api, stats)
+    regions = RegionResolver(settings, kube_api, stats.kube_gets)
     rotation = Rotation(ValueCache(settings.value_cache_bytes))
     shared = SharedCalls(settings.coalesce_window)
     fetcher = Fetcher(clients, BatchPolicy(batch_rules(settings)), shared, rotation)

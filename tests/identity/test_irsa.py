@@ -80,7 +80,7 @@ async def test_100_mounts_of_one_service_account(
     settings = Settings(node_name="node-a")
     plans = [make_plan(pod=f"app-{i}", service_account="app") for i in range(100)]
     async with identity_provider(settings, kube) as identities:
-        regions = RegionResolver(settings, kube, identities.stats)
+        regions = RegionResolver(settings, kube, identities.stats.kube_gets)
 
         async def mount(plan: MountPlan) -> list[AwsCredentials]:
             primary = await regions.region_for(plan)
