@@ -24,7 +24,7 @@ from provider_aws.ops.observe import Observer
 from provider_aws.rpc.service import MountHandler
 from provider_aws.settings import Settings
 
-__all__ = ["Observed", "Provider", "batch_rules", "build_provider", "observed_provider"]
+__all__ = ["Observed", "Provider", "build_provider", "observed_provider"]
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,6 @@ class Provider:
     identity_stats: IdentityStats
     rotation_stats: RotationStats
     call_stats: CallStats
-
-
-def batch_rules(settings: Settings) -> BatchRules:
-    return BatchRules(
-        min_secrets=settings.batch_min_secrets,
-        backoff_base=settings.batch_backoff_base,
-        backoff_max=settings.batch_backoff_max,
-        refusal_ttl=settings.batch_fallback_ttl,
-        rate=settings.batch_rate,
-    )
 
 
 @asynccontextmanager
@@ -67,7 +57,7 @@ async def build_provider(
     regions = RegionResolver(settings, kube_api, stats.kube_gets)
     rotation = Rotation(ValueCache(settings.value_cache_bytes))
     shared = SharedCalls(settings.coalesce_window)
-    fetcher = Fetcher(clients, BatchPolicy(batch_rules(settings)), shared, rotation)
+    fetcher = Fetcher(clients, BatchPolicy(BatchRules.of(settings)), shared, rotation)
     try:
         yield Provider(
             Mounter(fetcher, identities, regions),
