@@ -47,7 +47,6 @@ proto: install
 
 architecture: install
 	$(BIN)/python scripts/architecture.py --write
-	$(BIN)/python scripts/settings_table.py --write
 
 demo: install
 	$(BIN)/python -m demo

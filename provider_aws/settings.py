@@ -61,7 +61,7 @@ def _go_timeout(text: str) -> float | None:
 class Settings:
     """Every setting of `provider-aws serve`, each defined once: a field with an `Option` is a flag
     (type, default, flag, environment variable, help and Go spelling), read by the parser, the
-    README's table (scripts/settings_table.py) and the chart test; the rest come from elsewhere."""
+    README's table (scripts/architecture.py) and the chart test; the rest come from elsewhere."""
 
     socket_dir: Path = _option(
         Path(DEFAULT_SOCKET_DIR),

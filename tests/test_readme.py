@@ -129,7 +129,7 @@ def test_every_exposed_metric_is_documented_and_no_other(readme: str) -> None:
 def test_the_serve_flags_table_is_the_settings_table(readme: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The README's table is generated from Settings (`make architecture`), and --help has the same flags."""
     script = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "settings_table.py")],
+        [sys.executable, str(ROOT / "scripts" / "architecture.py"), "--settings"],
         capture_output=True,
         text=True,
         check=True,
