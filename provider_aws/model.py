@@ -202,12 +202,6 @@ class MountPlan:
                 return token if token else None
         return None
 
-    def current_version(self, file_name: str) -> str | None:
-        for name, version in self.current_versions:
-            if name == file_name:
-                return version
-        return None
-
 
 @dataclass(frozen=True, slots=True)
 class FetchedObject:

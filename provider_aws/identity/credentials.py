@@ -182,11 +182,6 @@ class IdentityProvider:
         material = f"{static.secret_access_key.reveal()}\0{token}".encode()
         return hmac.new(self._fingerprint_key, material, hashlib.sha256).hexdigest()[:16]
 
-    def invalidate(self, credentials: AwsCredentials, region: str) -> None:
-        """Forget these credentials (AWS called them expired); a newer entry stays."""
-        self._credentials.cache.discard((credentials.identity, region), credentials)
-        self._credentials.cache.discard((credentials.identity, ""), credentials)
-
     async def _pod_identity(self, plan: MountPlan) -> AwsCredentials:
         token = _require_token(plan, POD_IDENTITY_AUDIENCE)
         pod = plan.pod

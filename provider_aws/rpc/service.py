@@ -21,14 +21,12 @@ from grpclib.const import Handler
 from provider_aws import DISTRIBUTION, __version__, semver
 from provider_aws._proto.v1alpha1 import (
     CsiDriverProviderBase,
-    MountRequest,
-    MountResponse,
     VersionRequest,
     VersionResponse,
 )
 from provider_aws.errors import ProviderError
 from provider_aws.model import MountInput, MountResult
-from provider_aws.rpc.codec import MountWire, mount_input
+from provider_aws.rpc.codec import MountWire
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -137,14 +135,6 @@ class ProviderService(CsiDriverProviderBase):
         return VersionResponse(
             version=API_VERSION, runtime_name=DISTRIBUTION, runtime_version=semver(__version__)
         )
-
-    async def mount(self, mount_request: MountRequest) -> MountResponse:
-        """Mount without a stream (direct calls): runs under the default timeout.
-
-        The reply is encoded once, by the wire codec the socket uses, and read back as the
-        generated class this signature promises."""
-        result = await self._call_handler(mount_input(mount_request), None)
-        return MountResponse().parse(self.wire.response(result).SerializeToString())
 
     def __mapping__(self) -> dict[str, Handler]:
         # The generated Mount entry calls `mount(request)`, which cannot see the

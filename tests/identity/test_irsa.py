@@ -167,18 +167,6 @@ async def test_cache_size_zero_disables_caching_but_still_coalesces(
 
 
 @pytest.mark.asyncio
-async def test_invalidated_credentials_are_exchanged_again(
-    identities: IdentityProvider, aws: ProxyState
-) -> None:
-    old = await identities.credentials_for(make_plan(), "us-east-1")
-    identities.invalidate(old, "us-east-1")
-    new = await identities.credentials_for(make_plan(), "us-east-1")
-    identities.invalidate(old, "us-east-1")  # stale: must not drop the newer entry
-    assert await identities.credentials_for(make_plan(), "us-east-1") is new
-    assert aws.count(operation=ASSUME) == 2
-
-
-@pytest.mark.asyncio
 async def test_service_account_lookups_are_kept_for_their_ttl(
     identities: IdentityProvider, cluster: FakeKubeApi, clock: FakeClock, aws: ProxyState
 ) -> None:
