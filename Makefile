@@ -100,7 +100,7 @@ test: $(DRIVERCLIENT)
 
 # The real Go provider (aws/secrets-store-csi-driver-provider-aws 3.1.1), the oracle of `make compat`,
 # the bench's Go column and the end-to-end suite. Its source is not on the module proxy: it is kept
-# beside the project in shared/oracles/go-provider, whose build.sh builds it with three loopback seams.
+# beside the project in shared/oracles/go-provider, whose build script builds it with three loopback seams.
 GO_PROVIDER_SRC ?= $(firstword $(wildcard ../shared/oracles/go-provider /work/shared/oracles/go-provider))
 GOPROVIDER := build/bin/provider-aws-go
 

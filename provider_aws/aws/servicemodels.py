@@ -1,8 +1,8 @@
 """botocore's data reduced to what the provider uses, prepared at install time or reduced as it loads.
 
-botocore parses a whole service model per service (SSM's is 760 kB of JSON: every operation with
-its documentation) and the endpoint table of every AWS service, and keeps them for the life of the
-process: about 11 MiB of Python objects for the three services we call. `ReducedLoader` is a
+botocore parses a whole service model per service (SSM's holds every operation with its
+documentation) and the endpoint table of every AWS service, and keeps them for the life of the
+process: megabytes of Python objects for the three services we call (`make bench` measures RSS). `ReducedLoader` is a
 botocore `Loader` (installed on the session as its `data_loader` component, botocore's supported
 seam for this) that keeps, of each model of `OPERATIONS`' services, only those operations and the
 shapes they reach, without documentation, and of the endpoint table only those services. It reads
@@ -10,7 +10,7 @@ the installed botocore's own files, so an upgrade of botocore cannot leave it se
 tests/aws/test_servicemodels.py checks the reduction against the full models.
 
 Reducing as botocore loads still parses each whole file once, and the freed objects leave the
-allocator's arenas fragmented: 8 MiB of RSS for the first Mount, and 40 ms of CPU. So `make install`
+allocator's arenas fragmented, and costs the first Mount memory and CPU. So `make install`
 and the image build run `python -m provider_aws.aws.servicemodels`, which writes the reduced files, stamped
 with the botocore version and the operations they were made for, to `PREPARED_DATA`; the loader
 reads those instead when the stamp matches the running botocore and `OPERATIONS`, and reduces as it

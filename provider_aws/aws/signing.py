@@ -3,8 +3,8 @@
 There is one client per (service, region), shared by every identity. Credentials travel with the
 call instead: `signing_as` puts the caller's keys in a context variable of its own task, and the
 `before-sign` handler `sign_as_caller` hands them to botocore as that request's
-`request_credentials`. A botocore client costs about 0.2 MiB and 15 ms of CPU to build, so a client
-per pod identity made memory and cold Mounts grow with the number of ServiceAccounts on the node.
+`request_credentials`. A botocore client costs noticeable memory and CPU to build, so a client per
+pod identity made memory and cold Mounts grow with the number of ServiceAccounts on the node.
 """
 
 from __future__ import annotations

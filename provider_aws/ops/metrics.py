@@ -127,7 +127,7 @@ class RotationCollector(Collector):
 
 
 class Metrics:
-    """The provider's metrics; implements `service.MountObserver` and `awsclients.CallObserver`."""
+    """The provider's metrics; implements `service.MountObserver` and `caller.CallObserver`."""
 
     def __init__(self, *, version: str = __version__) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -174,7 +174,7 @@ class Metrics:
         self.mounts.labels(**labels).inc()
         self.mount_duration.labels(**labels).observe(seconds)
 
-    # awsclients.CallObserver
+    # caller.CallObserver
     def aws_call(self, service: str, operation: str, outcome: str) -> None:
         self.aws_requests.labels(service=service, operation=operation, outcome=outcome).inc()
 

@@ -2,7 +2,7 @@
 
 Pure: no I/O, no logging. Every problem is appended to the caller's list, each naming the
 object it belongs to, so that one ConfigError can report them all. The rules are those of
-the Go provider (design/aws-semantics.md); where it accepted something that cannot work
+the Go provider (README: "Object fields"); where it accepted something that cannot work
 (a file name that collides with another, a mode the driver refuses, an ARN of an unknown
 service next to an explicit objectType) we refuse it here, at parse time.
 """

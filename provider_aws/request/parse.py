@@ -1,6 +1,6 @@
 """A MountRequest -> an immutable MountPlan, or one ConfigError listing every problem.
 
-Pure (style point 1): no I/O, no environment, no logging. The region may be unknown here
+Pure: no I/O, no environment, no logging. The region may be unknown here
 (no `region` parameter); the mount layer then finds it and calls `bind_region`, which runs
 the checks that need it. Messages keep the Go provider's key phrases so that searches for
 its errors still find ours, and never contain a token or a credential.

@@ -163,7 +163,7 @@ class ProviderService(CsiDriverProviderBase):
         # Trailers are sent here rather than by grpclib after we return, so that a
         # Mount counts as in flight until its whole reply is written.
         try:
-            # A MountInput from ProviderCodec (the server uses it; see wire.py).
+            # A MountInput from ProviderCodec (the server uses it; see codec.py).
             request = await stream.recv_message()
             if request is None:
                 raise GRPCError(Status.INVALID_ARGUMENT, "the Mount call carried no request message")
