@@ -2,7 +2,7 @@
 
 botocore parses a whole service model per service (SSM's holds every operation with its
 documentation) and the endpoint table of every AWS service, and keeps them for the life of the
-process: megabytes of Python objects for the three services we call (`make bench` measures RSS). `ReducedLoader` is a
+process: megabytes of Python objects for the three services we call. `ReducedLoader` is a
 botocore `Loader` (installed on the session as its `data_loader` component, botocore's supported
 seam for this) that keeps, of each model of `OPERATIONS`' services, only those operations and the
 shapes they reach, without documentation, and of the endpoint table only those services. It reads
