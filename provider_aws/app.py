@@ -83,7 +83,7 @@ class Observed:
     provider: Provider
     metrics: Metrics
     observer: Observer
-    # The Mount handler to serve: the Mounter, wrapped so that each Mount fills its access line.
+    # The Mount handler to serve; the observer follows each Mount through the server.
     handler: MountHandler
 
 
@@ -94,4 +94,4 @@ async def observed_provider(settings: Settings, *, kube: KubeApi | None = None) 
     async with build_provider(settings, kube=kube, aws_observer=observer) as provider:
         metrics.watch_identity(provider.identity_stats)
         metrics.watch_rotation(provider.rotation_stats, provider.call_stats)
-        yield Observed(provider, metrics, observer, observer.wrap(provider.mounter))
+        yield Observed(provider, metrics, observer, provider.mounter)

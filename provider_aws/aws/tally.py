@@ -6,8 +6,8 @@ Counted by a botocore `before-send` handler (`count_send`) into the tally of the
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,17 +24,10 @@ class RequestTally:
 _TALLY: contextvars.ContextVar[RequestTally | None] = contextvars.ContextVar("aws_tally", default=None)
 
 
-@asynccontextmanager
-async def tally_requests() -> AsyncIterator[RequestTally]:
-    """Count the AWS requests made by the code (and tasks it starts) inside the block.
-
-    Inside an enclosing block the enclosing tally is reused, so a Mount cut short (deadline,
-    failure) still has every request it sent counted where the caller looks.
-    """
-    enclosing = _TALLY.get()
-    if enclosing is not None:
-        yield enclosing
-        return
+@contextmanager
+def tally_requests() -> Iterator[RequestTally]:
+    """Count the AWS requests of the tasks started inside the block (they copy its context), until
+    they end: a Mount's work task is started inside one, once per Mount, by its access record."""
     tally = RequestTally()
     token = _TALLY.set(tally)
     try:

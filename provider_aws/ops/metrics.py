@@ -1,6 +1,6 @@
 """Prometheus metrics: one `Metrics` object owning its own registry, passed where it is needed.
 
-Mounts (count, duration, in flight) come from the server's `MountObserver` hooks, AWS calls from
+Mounts (count, duration, in flight) come from the server through `observe.Observer`, AWS calls from
 `AwsClients`' `CallObserver` hook; identity counters (Kubernetes GETs, STS and Pod Identity agent
 calls) are read from the live `IdentityStats` at scrape time by a custom collector, so the identity
 layer needs no knowledge of Prometheus. Label values come from small fixed sets: never a pod,
@@ -127,7 +127,7 @@ class RotationCollector(Collector):
 
 
 class Metrics:
-    """The provider's metrics; implements `service.MountObserver` and `caller.CallObserver`."""
+    """The provider's metrics: `observe.Observer` feeds them Mounts, `AwsClients` AWS calls."""
 
     def __init__(self, *, version: str = __version__) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -164,7 +164,7 @@ class Metrics:
         )
         build.labels(version=version).set(1)
 
-    # service.MountObserver
+    # a Mount arrives, and ends (observe.AccessRecord)
     def started(self) -> None:
         self.mounts_in_flight.inc()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -36,6 +37,7 @@ __all__ = [
     "MOUNT_METHOD",
     "MountHandler",
     "MountObserver",
+    "MountTrace",
     "NullObserver",
     "Outcome",
     "ProviderService",
@@ -68,18 +70,36 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  # arrived while the server was shutting down
 
 
-class MountObserver(Protocol):
-    """Sees every Mount: where metrics and access logs plug in."""
+class MountTrace(Protocol):
+    """One Mount as its observer follows it, passed by the service from its arrival to its status."""
 
-    def started(self) -> None: ...
+    def working(self, request: MountInput) -> AbstractContextManager[None]:
+        """Entered while the handler's work is started: what it sets, the work's context inherits."""
+        ...
+
+    def answered(self, result: MountResult) -> None: ...
 
     def finished(self, outcome: str, status: Status, seconds: float) -> None: ...
 
 
-class NullObserver:
-    """The default observer: does nothing."""
+class MountObserver(Protocol):
+    """Sees every Mount: where metrics and the access line plug in."""
 
-    def started(self) -> None:
+    def started(self) -> MountTrace: ...
+
+
+class NullObserver:
+    """The default observer: follows nothing."""
+
+    def started(self) -> MountTrace:
+        return _NullTrace()
+
+
+class _NullTrace:
+    def working(self, request: MountInput) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def answered(self, result: MountResult) -> None:
         return None
 
     def finished(self, outcome: str, status: Status, seconds: float) -> None:
@@ -145,21 +165,23 @@ class ProviderService(CsiDriverProviderBase):
 
     async def _rpc_mount(self, stream: Stream[Any, Any]) -> None:
         started = time.monotonic()
-        self._observer.started()
+        trace = self._observer.started()
         if not self._accepting:
             message = "the provider is shutting down; retry the mount once it is back"
-            await self._finish(stream, started, Outcome.REJECTED, Status.UNAVAILABLE, message)
+            await self._finish(
+                stream, trace, started, outcome=Outcome.REJECTED, status=Status.UNAVAILABLE, message=message
+            )
             return
         self._in_flight += 1
         self._idle.clear()
         try:
-            await self._serve_mount(stream, started)
+            await self._serve_mount(stream, trace, started)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _serve_mount(self, stream: Stream[Any, Any], started: float) -> None:
+    async def _serve_mount(self, stream: Stream[Any, Any], trace: MountTrace, started: float) -> None:
         # Trailers are sent here rather than by grpclib after we return, so that a
         # Mount counts as in flight until its whole reply is written.
         try:
@@ -167,27 +189,38 @@ class ProviderService(CsiDriverProviderBase):
             request = await stream.recv_message()
             if request is None:
                 raise GRPCError(Status.INVALID_ARGUMENT, "the Mount call carried no request message")
-            result = await self._call_handler(request, self._budget(stream))
+            result = await self._call_handler(request, self._budget(stream), trace)
+            trace.answered(result)
             await stream.send_message(self.wire.response(result))
         except GRPCError as err:
-            await self._finish(stream, started, _outcome_of(err.status), err.status, err.message)
+            await self._finish(
+                stream,
+                trace,
+                started,
+                outcome=_outcome_of(err.status),
+                status=err.status,
+                message=err.message,
+            )
             return
         except BaseException:
             # The caller went away, the server is stopping, or the stream broke.
-            self._observer.finished(Outcome.CANCELLED, Status.CANCELLED, time.monotonic() - started)
+            trace.finished(Outcome.CANCELLED, Status.CANCELLED, time.monotonic() - started)
             raise
-        await self._finish(stream, started, Outcome.OK, Status.OK, None)
+        await self._finish(stream, trace, started, outcome=Outcome.OK, status=Status.OK, message=None)
 
     def _budget(self, stream: Stream[Any, Any]) -> float | None:
         if stream.deadline is None:
             return None
         return max(stream.deadline.time_remaining() - _DEADLINE_MARGIN, 0.0)
 
-    async def _call_handler(self, request: MountInput, budget: float | None) -> MountResult:
+    async def _call_handler(
+        self, request: MountInput, budget: float | None, trace: MountTrace
+    ) -> MountResult:
         """Run the handler; `budget` None means the call had no deadline of its own."""
         seconds = self._default_timeout if budget is None else budget
         timer = asyncio.timeout(seconds)
-        work = asyncio.ensure_future(self._handler.mount(request))
+        with trace.working(request):
+            work = asyncio.ensure_future(self._handler.mount(request))
         self._work.add(work)
         try:
             async with timer:
@@ -218,7 +251,9 @@ class ProviderService(CsiDriverProviderBase):
     async def _finish(
         self,
         stream: Stream[Any, Any],
+        trace: MountTrace,
         started: float,
+        *,
         outcome: Outcome,
         status: Status,
         message: str | None,
@@ -226,4 +261,4 @@ class ProviderService(CsiDriverProviderBase):
         try:
             await stream.send_trailing_metadata(status=status, status_message=message)
         finally:
-            self._observer.finished(outcome, status, time.monotonic() - started)
+            trace.finished(outcome, status, time.monotonic() - started)
