@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
-	$(BIN)/python -m provider_aws.aws.models
+	$(BIN)/python -m provider_aws.aws.servicemodels
 	touch $(STAMP)
 
 lint: install
@@ -100,7 +100,7 @@ test: $(DRIVERCLIENT)
 
 # The real Go provider (aws/secrets-store-csi-driver-provider-aws 3.1.1), the oracle of `make compat`,
 # the bench's Go column and the end-to-end suite. Its source is not on the module proxy: it is kept
-# beside the project in shared/oracles/go-provider, whose build.sh builds it with three loopback seams.
+# beside the project in shared/oracles/go-provider, whose build script builds it with three loopback seams.
 GO_PROVIDER_SRC ?= $(firstword $(wildcard ../shared/oracles/go-provider /work/shared/oracles/go-provider))
 GOPROVIDER := build/bin/provider-aws-go
 

@@ -18,7 +18,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 
 from bench.cgroup import cpu_quota
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from testkit.awsproxy import AwsProxy
 from testkit.identity import IRSA, jwt

@@ -10,10 +10,9 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bench.measure import Driver
+from bench.driver import Driver
 
 __all__ = ["MILLICORES", "flight_case", "mounts_per_second", "rss_case"]
 

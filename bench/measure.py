@@ -11,25 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from bench.environment import Environment, mount_attributes, profiled
+from bench.driver import Driver
+from bench.environment import Environment, profiled
 from bench.gomodel import go_cost
 from bench.load import flight_case, mounts_per_second, rss_case
-from provider_aws.rpc.reflection import message_classes
-from testkit.grpc_clients import grpcio_method
 
 __all__ = ["Case", "Scale", "run_all"]
 
-NAMESPACE = "bench"
-TARGET_PATH = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets/mount"
-MOUNT_TIMEOUT = 60.0
 MAX_SECRETS = 100
 PARAMETERS = 25
 # Every request of the flight case is held this long, so that its Mounts are all in flight at once.
 FLIGHT_DELAY = 0.5
-# Connections to the provider: Mounts beyond 100 per connection wait in the client (h2's limit).
-CONNECTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -107,87 +99,6 @@ def seed(env: Environment) -> None:
     ssm = env.seed("ssm")
     for i in range(PARAMETERS):
         ssm.put_parameter(Name=f"/bench/p-{i:02d}", Value=f"parameter-{i:02d}", Type="String")
-
-
-class Driver:
-    """Calls Mount over the provider's socket as the CSI driver does, and counts what it caused.
-
-    grpcio (gRPC's C core) rather than grpclib: closer to the driver's grpc-go, and cheap
-    enough that 100 concurrent calls do not make this process the bottleneck.
-    """
-
-    def __init__(self, env: Environment, connections: int = CONNECTIONS) -> None:
-        self.env = env
-        # The driver holds one connection; more let more Mounts than h2's 100 streams per
-        # connection be in flight at once (the flight case). Each channel its own connection.
-        self.channels = [
-            grpc.aio.insecure_channel(
-                f"unix:{env.socket_path}", options=[("grpc.use_local_subchannel_pool", 1)]
-            )
-            for _ in range(connections)
-        ]
-        self._request_type = message_classes("MountRequest")["MountRequest"]
-        self._mounts = [grpcio_method(channel, "Mount", "MountResponse") for channel in self.channels]
-        self._accounts = 0
-
-    async def close(self) -> None:
-        for channel in self.channels:
-            await channel.close()
-
-    @property
-    def service_accounts(self) -> int:
-        return self._accounts
-
-    def new_service_account(self, prefix: str) -> str:
-        self._accounts += 1
-        name = f"{prefix}-{self._accounts}"
-        self.env.add_service_account(NAMESPACE, name)
-        return name
-
-    def calls_so_far(self) -> int:
-        with self.env.proxy.state.lock:
-            return len(self.env.proxy.state.calls)
-
-    def call_seconds(self, since: int) -> list[float]:
-        with self.env.proxy.state.lock:
-            return [call.end - call.start for call in self.env.proxy.state.calls[since:]]
-
-    def start_spread(self, since: int) -> float:
-        """Seconds between the first and the last of these requests reaching the proxy."""
-        with self.env.proxy.state.lock:
-            starts = [call.start for call in self.env.proxy.state.calls[since:]]
-        return max(starts) - min(starts) if starts else 0.0
-
-    def counts(self) -> Counter[str]:
-        counts = Counter(self.env.proxy.state.operations())
-        with self.env.kube.state.lock:
-            for resource, n in self.env.kube.state.gets.items():
-                counts[f"GET {resource.removesuffix('s')}"] += n
-        return counts
-
-    async def mount(
-        self,
-        pod: str,
-        account: str,
-        objects: str,
-        current: Sequence[tuple[str, str]] = (),
-        *,
-        connection: int = 0,
-    ) -> tuple[float, Any]:
-        """(seconds, MountResponse); `current` holds (id, version) pairs of a previous answer."""
-        request = self._request_type(
-            attributes=mount_attributes(NAMESPACE, pod, account, objects),
-            secrets="null",
-            target_path=TARGET_PATH,
-            permission="420",
-            current_object_version=[{"id": key, "version": value} for key, value in current],
-        )
-        start = time.perf_counter()
-        reply = await self._mounts[connection % len(self._mounts)](request, timeout=MOUNT_TIMEOUT)
-        elapsed = time.perf_counter() - start
-        if reply.error.code:
-            raise RuntimeError(f"Mount failed with {reply.error.code}")
-        return elapsed, reply
 
 
 async def _sequential(

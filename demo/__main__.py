@@ -24,7 +24,7 @@ from pathlib import Path
 import botocore.session
 from moto.server import ThreadedMotoServer
 
-from provider_aws.cli.mount import MountOptions, format_table, mount_once
+from provider_aws.cli.drivermount import MountOptions, format_table, mount_once
 from provider_aws.ops.health import check_socket
 
 __all__ = ["main", "run_demo"]

@@ -33,7 +33,7 @@ import aiohttp
 from fleet.ours import Outcome, Versions
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
 from fleet.world import ROLE, World
-from provider_aws.aws.clients import THROTTLING_CODES
+from provider_aws.aws.errors import THROTTLING_CODES
 from testkit.identity import jwt
 
 __all__ = ["GoDriver"]

@@ -26,7 +26,7 @@ from fleet.scenarios import (
     parameter_names,
     secret_names,
 )
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from testkit.awsproxy import AwsProxy
 from testkit.kubeapi import FakeKubeApi
 from testkit.serveproc import ServeProcess, launch, wait_ready

@@ -3,7 +3,7 @@
 Writes the betterproto code and `service.binpb`, a FileDescriptorSet that the
 server loads for gRPC reflection (betterproto registers nothing with the
 protobuf runtime, so reflection needs the descriptors from somewhere).
-`make proto` runs this; `tests/test_proto.py` runs it into a temporary
+`make proto` runs this; `tests/rpc/test_proto.py` runs it into a temporary
 directory and compares the result with the committed files.
 """
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathError, JMESPathTypeError
 
 from provider_aws.errors import ConfigError, PreconditionError
 from provider_aws.model import FetchedObject, MountedFile, MountPlan, MountResult, ObjectVersion, SecretBytes
@@ -35,6 +35,15 @@ def _derived(item: FetchedObject) -> list[tuple[MountedFile, str]]:
     for entry in spec.jmes:
         try:
             result = jmespath.search(entry.path, document)
+        except JMESPathTypeError as error:
+            # Valid (the parse checked it), but the secret holds another type than the function takes.
+            # The error's text holds the value: only its type and the function are named.
+            expected = ", ".join(error.expected_types)
+            raise PreconditionError(
+                f'object "{name}": jmesPath path "{entry.path}" (objectAlias "{entry.file_name}") '
+                f"calls {error.function_name}() on a {error.actual_type}, which it does not take "
+                f"(it takes {expected}): check the path against the secret's JSON"
+            ) from None
         except JMESPathError:
             where = f'object "{name}": jmesPath path "{entry.path}" (objectAlias "{entry.file_name}")'
             raise ConfigError([f"{where} is not a valid JMESPath expression"]) from None

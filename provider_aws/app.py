@@ -9,21 +9,22 @@ from dataclasses import dataclass
 from aiobotocore.session import AioSession, get_session
 
 from provider_aws.aws.batchpolicy import SINGLE_ATTEMPT, BatchPolicy, BatchRules
-from provider_aws.aws.calls import RotationStats, SharedCalls
-from provider_aws.aws.clients import AwsClients, CallObserver
+from provider_aws.aws.caller import CallObserver
+from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.rotation import Rotation, RotationStats, ValueCache
 from provider_aws.aws.session import set_up_session
-from provider_aws.aws.valuecache import ValueCache
+from provider_aws.aws.sharing import CallStats, SharedCalls
 from provider_aws.identity.credentials import IdentityProvider, IdentityStats, sts_attempts
 from provider_aws.identity.kube import KubeApi, LightkubeApi
 from provider_aws.identity.regions import RegionResolver
-from provider_aws.mount import Mounter
+from provider_aws.mounter import Mounter
 from provider_aws.ops.metrics import Metrics
 from provider_aws.ops.observe import Observer
 from provider_aws.rpc.service import MountHandler
 from provider_aws.settings import Settings
 
-__all__ = ["Observed", "Provider", "batch_rules", "build_provider", "observed_provider"]
+__all__ = ["Observed", "Provider", "build_provider", "observed_provider"]
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,7 @@ class Provider:
     regions: RegionResolver
     identity_stats: IdentityStats
     rotation_stats: RotationStats
-
-
-def batch_rules(settings: Settings) -> BatchRules:
-    return BatchRules(
-        min_secrets=settings.batch_min_secrets,
-        backoff_base=settings.batch_backoff_base,
-        backoff_max=settings.batch_backoff_max,
-        refusal_ttl=settings.batch_fallback_ttl,
-        rate=settings.batch_rate,
-    )
+    call_stats: CallStats
 
 
 @asynccontextmanager
@@ -62,17 +54,20 @@ async def build_provider(
         settings, session, observer=aws_observer, attempts={**SINGLE_ATTEMPT, **sts_attempts(settings)}
     )
     identities = IdentityProvider(settings, clients, kube_api, stats=stats)
-    regions = RegionResolver(settings, kube_api, stats)
-    rotation = RotationStats()
-    shared = SharedCalls(settings.coalesce_window, rotation)
-    fetcher = Fetcher(
-        clients,
-        BatchPolicy(batch_rules(settings)),
-        shared,
-        values=ValueCache(settings.value_cache_bytes),
-    )
+    regions = RegionResolver(settings, kube_api, stats.kube_gets)
+    rotation = Rotation(ValueCache(settings.value_cache_bytes))
+    shared = SharedCalls(settings.coalesce_window)
+    fetcher = Fetcher(clients, BatchPolicy(BatchRules.of(settings)), shared, rotation)
     try:
-        yield Provider(Mounter(fetcher, identities, regions), clients, identities, regions, stats, rotation)
+        yield Provider(
+            Mounter(fetcher, identities, regions),
+            clients,
+            identities,
+            regions,
+            stats,
+            rotation.stats,
+            shared.stats,
+        )
     finally:
         await shared.close()
         await identities.close()
@@ -88,7 +83,7 @@ class Observed:
     provider: Provider
     metrics: Metrics
     observer: Observer
-    # The Mount handler to serve: the Mounter, wrapped so that each Mount fills its access line.
+    # The Mount handler to serve; the observer follows each Mount through the server.
     handler: MountHandler
 
 
@@ -98,5 +93,5 @@ async def observed_provider(settings: Settings, *, kube: KubeApi | None = None) 
     observer = Observer(metrics)
     async with build_provider(settings, kube=kube, aws_observer=observer) as provider:
         metrics.watch_identity(provider.identity_stats)
-        metrics.watch_rotation(provider.rotation_stats)
-        yield Observed(provider, metrics, observer, observer.wrap(provider.mounter))
+        metrics.watch_rotation(provider.rotation_stats, provider.call_stats)
+        yield Observed(provider, metrics, observer, provider.mounter)

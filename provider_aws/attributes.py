@@ -1,4 +1,5 @@
-"""Names fixed by others: the Mount attributes the driver sets and the token audiences AWS accepts.
+"""Names fixed by others: the Mount attributes the driver sets, the token audiences AWS accepts and
+the ServiceAccount annotation IRSA reads.
 
 Named once here so that the parser, the identity layer, the access line and `provider-aws mount`
 (which builds requests the way the driver does) cannot drift apart.
@@ -13,6 +14,7 @@ __all__ = [
     "POD_NAME",
     "POD_NAMESPACE",
     "POD_UID",
+    "ROLE_ARN_ANNOTATION",
     "SECRET_PROVIDER_CLASS",
     "SERVICE_ACCOUNT",
     "TOKENS",
@@ -30,3 +32,6 @@ SECRET_PROVIDER_CLASS = "secretProviderClass"
 # Audiences of the ServiceAccount tokens: STS (IRSA) and the EKS Pod Identity agent.
 IRSA_AUDIENCE = "sts.amazonaws.com"
 POD_IDENTITY_AUDIENCE = "pods.eks.amazonaws.com"
+
+# The ServiceAccount annotation naming the IAM role IRSA assumes.
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"

@@ -60,12 +60,6 @@ class TtlCache(Generic[K, V]):
         while len(self._slots) > self._max_size:
             self._slots.popitem(last=False)
 
-    def discard(self, key: K, value: V | None = None) -> None:
-        """Forget `key`; with `value`, only while the entry is still that very object."""
-        slot = self._slots.get(key)
-        if slot is not None and (value is None or slot.value is value):
-            del self._slots[key]
-
     def clear(self) -> None:
         self._slots.clear()
 

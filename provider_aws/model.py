@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -104,6 +105,16 @@ class MountInput:
     target_path: str
     permission: str
     current_versions: tuple[tuple[str, str], ...] = ()
+    # The attributes JSON parsed once, for the request parser and the access line alike: the parsed
+    # value, or the error (without its traceback) that parsing raised.
+    attributes_json: object = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            parsed: object = json.loads(self.attributes)
+        except (ValueError, RecursionError) as error:
+            parsed = error.with_traceback(None)
+        object.__setattr__(self, "attributes_json", parsed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +213,6 @@ class MountPlan:
                 return token if token else None
         return None
 
-    def current_version(self, file_name: str) -> str | None:
-        for name, version in self.current_versions:
-            if name == file_name:
-                return version
-        return None
-
 
 @dataclass(frozen=True, slots=True)
 class FetchedObject:
@@ -234,4 +239,3 @@ class ObjectVersion:
 class MountResult:
     files: tuple[MountedFile, ...]
     versions: tuple[ObjectVersion, ...]
-    aws_requests: int = field(default=0, compare=False)

@@ -1,67 +1,147 @@
 """`provider-aws serve` configuration: flags over environment variables, pure.
 
 The Go provider's flags are accepted too, with its meaning, so that its Helm chart, its installer
-manifest and the EKS add-on can run this image with the args they render (see `_add_go_flags`).
+manifest and the EKS add-on can run this image with the args they render (see `add_serve_arguments`).
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_type_hints
 
 __all__ = [
     "GO_FALSE",
     "GO_FLAGS",
+    "GO_IGNORED",
     "GO_TRUE",
+    "Flag",
+    "Option",
     "Settings",
     "add_serve_arguments",
     "go_duration",
     "go_style_args",
-    "parse_args",
+    "ignored_go_flags",
+    "serve_flags",
     "settings_from_namespace",
 ]
+
+_T = TypeVar("_T")
 
 DEFAULT_SOCKET_DIR = "/var/run/secrets-store-csi-providers"
 SOCKET_NAME = "aws.sock"
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """How a setting is given to `provider-aws serve`: `--NAME` (the field's name in kebab-case),
+    `env` if set, and `go` (the Go provider's spelling of the same flag) if it has one."""
+
+    help: str
+    env: str | None = None
+    go: str | None = None
+    # How the Go spelling's value is read, when not as the setting's own type (a Go duration).
+    go_type: Callable[[str], Any] | None = None
+    go_metavar: str = "VALUE"
+
+
+def _option(default: _T, help_text: str, **option: Any) -> _T:
+    """A Settings field that is a serve flag; its type is the field's annotation."""
+    return field(default=default, metadata={"option": Option(help_text, **option)})
+
+
+def _go_timeout(text: str) -> float | None:
+    return go_duration(text) if text.strip() else None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
-    socket_dir: Path = Path(DEFAULT_SOCKET_DIR)
-    http_addr: str = "0.0.0.0:8989"
-    log_format: str = "json"
-    log_level: str = "info"
-    pod_identity_endpoint_ipv4: str = "http://169.254.170.23/v1/credentials"
-    pod_identity_endpoint_ipv6: str = "http://[fd00:ec2::23]/v1/credentials"
-    pod_identity_timeout: float = 5.0
-    # Process-wide bound on concurrent AWS requests.
-    max_concurrency: int = 64
-    # Attempts per AWS request in botocore's standard retry mode (first try included).
-    aws_max_attempts: int = 3
-    aws_connect_timeout: float = 5.0
-    aws_read_timeout: float = 10.0
-    # How long a refused BatchGetSecretValue is remembered per identity and region.
-    batch_fallback_ttl: float = 300.0
-    # A BatchGetSecretValue only for at least this many unpinned secrets of one identity and region.
-    batch_min_secrets: int = 4
-    # Jittered back-off of batching after a throttle: first wait, and its doubling bound.
-    batch_backoff_base: float = 2.0
-    batch_backoff_max: float = 120.0
-    # This node's BatchGetSecretValue budget (requests/s); 0 = none (the account's quota decides).
-    batch_rate: float = 0.0
-    credential_cache_size: int = 4096
-    # Credentials are refreshed this long before they expire.
-    credential_refresh_margin: float = 300.0
-    service_account_ttl: float = 30.0
-    value_cache_bytes: int = 64 * 1024 * 1024
-    coalesce_window: float = 5.0
-    shutdown_grace: float = 25.0
-    # Used when a Mount carries no deadline of its own.
-    default_mount_timeout: float = 60.0
+    """Every setting of `provider-aws serve`, each defined once: a field with an `Option` is a flag
+    (type, default, flag, environment variable, help and Go spelling), read by the parser, the
+    README's table (scripts/architecture.py) and the chart test; the rest come from elsewhere."""
+
+    socket_dir: Path = _option(
+        Path(DEFAULT_SOCKET_DIR),
+        "directory of `aws.sock`",
+        env="PROVIDER_SOCKET_DIR",
+        go="provider-volume",
+        go_metavar="DIR",
+    )
+    http_addr: str = _option(
+        "0.0.0.0:8989",
+        "`HOST:PORT` (`[V6]:PORT`, `:PORT`) of `/healthz`, `/readyz`, `/metrics`; empty disables",
+        env="PROVIDER_HTTP_ADDR",
+    )
+    log_format: str = _option("json", "`json` or `console`", env="PROVIDER_LOG_FORMAT")
+    log_level: str = _option("info", "`debug`, `info`, `warning` or `error`", env="PROVIDER_LOG_LEVEL")
+    pod_identity_endpoint_ipv4: str = _option(
+        "http://169.254.170.23/v1/credentials", "EKS Pod Identity agent URL (IPv4)"
+    )
+    pod_identity_endpoint_ipv6: str = _option(
+        "http://[fd00:ec2::23]/v1/credentials", "EKS Pod Identity agent URL (IPv6)"
+    )
+    pod_identity_timeout: float = _option(
+        5.0,
+        "seconds to wait for the agent",
+        go="pod-identity-http-timeout",
+        go_type=_go_timeout,
+        go_metavar="DURATION",
+    )
+    max_concurrency: int = _option(
+        64, "process-wide limit of concurrent AWS requests", env="PROVIDER_MAX_CONCURRENCY"
+    )
+    aws_max_attempts: int = _option(
+        3,
+        "attempts per AWS request (botocore standard retry mode, first try included)",
+        env="PROVIDER_AWS_MAX_ATTEMPTS",
+    )
+    aws_connect_timeout: float = _option(5.0, "seconds to connect to AWS")
+    aws_read_timeout: float = _option(10.0, "seconds to wait for an AWS answer")
+    batch_fallback_ttl: float = _option(
+        300.0, "seconds a refused `BatchGetSecretValue` is remembered per identity and region"
+    )
+    batch_min_secrets: int = _option(
+        4,
+        "fewest unpinned secrets of one identity and region worth a `BatchGetSecretValue` (fewer go "
+        "through `GetSecretValue`); see [At fleet scale](#at-fleet-scale)",
+        env="PROVIDER_BATCH_MIN_SECRETS",
+    )
+    batch_backoff_base: float = _option(
+        2.0,
+        "seconds an identity and region stop batching after a throttled or failed batch; jittered "
+        "(half to all of it), doubled after each further throttle",
+        env="PROVIDER_BATCH_BACKOFF_BASE",
+    )
+    batch_backoff_max: float = _option(
+        120.0, "bound of that pause, seconds", env="PROVIDER_BATCH_BACKOFF_MAX"
+    )
+    batch_rate: float = _option(
+        0.0,
+        "`BatchGetSecretValue` requests per second this node may send (it may hold one second of "
+        "them, at least one request); `0` leaves it to the account's quota. For a fleet: 80 / nodes",
+        env="PROVIDER_BATCH_RATE",
+    )
+    credential_cache_size: int = _option(
+        4096, "credentials and ServiceAccount look-ups kept at most (0 disables caching)"
+    )
+    credential_refresh_margin: float = _option(300.0, "seconds before expiry that credentials are renewed")
+    service_account_ttl: float = _option(30.0, "seconds a ServiceAccount look-up is reused")
+    value_cache_bytes: int = _option(
+        64 * 1024 * 1024,
+        "memory bound of the rotation value cache, 64 MiB by default (0 disables)",
+        env="PROVIDER_VALUE_CACHE_BYTES",
+    )
+    coalesce_window: float = _option(
+        5.0,
+        "seconds a rotation check is shared across pods of one identity (0 disables)",
+        env="PROVIDER_COALESCE_WINDOW",
+    )
+    shutdown_grace: float = _option(25.0, "seconds Mounts in flight get to finish on SIGTERM")
+    default_mount_timeout: float = _option(60.0, "seconds a Mount without a gRPC deadline may take")
+    # From AWS_REGION / AWS_DEFAULT_REGION and NODE_NAME.
     aws_region: str | None = None
     node_name: str | None = None
     # The Go provider's flags that change nothing here, kept to say so at start-up (None: not given).
@@ -82,61 +162,30 @@ class Settings:
         return f"eksAddonVersion/{self.eks_addon_version}" if self.eks_addon_version else ""
 
 
-# flag -> (env var, type, help); flags are kebab-case, env vars the interface's names.
-_FLAGS: dict[str, tuple[str | None, type, str]] = {
-    "socket-dir": ("PROVIDER_SOCKET_DIR", Path, "directory of the aws.sock socket"),
-    "http-addr": ("PROVIDER_HTTP_ADDR", str, "HOST:PORT for /healthz, /readyz, /metrics; empty disables"),
-    "log-format": ("PROVIDER_LOG_FORMAT", str, "json or console"),
-    "log-level": ("PROVIDER_LOG_LEVEL", str, "debug, info, warning or error"),
-    "pod-identity-endpoint-ipv4": (None, str, "EKS Pod Identity agent credentials URL (IPv4)"),
-    "pod-identity-endpoint-ipv6": (None, str, "EKS Pod Identity agent credentials URL (IPv6)"),
-    "pod-identity-timeout": (None, float, "seconds to wait for the Pod Identity agent"),
-    "max-concurrency": ("PROVIDER_MAX_CONCURRENCY", int, "process-wide limit of concurrent AWS requests"),
-    "aws-max-attempts": ("PROVIDER_AWS_MAX_ATTEMPTS", int, "attempts per AWS request (standard retry mode)"),
-    "aws-connect-timeout": (None, float, "seconds to connect to AWS"),
-    "aws-read-timeout": (None, float, "seconds to wait for an AWS answer"),
-    "batch-fallback-ttl": (None, float, "seconds a refused BatchGetSecretValue is remembered"),
-    "batch-min-secrets": (
-        "PROVIDER_BATCH_MIN_SECRETS",
-        int,
-        "fewest unpinned secrets of one identity and region worth a BatchGetSecretValue",
-    ),
-    "batch-backoff-base": (
-        "PROVIDER_BATCH_BACKOFF_BASE",
-        float,
-        "seconds batching pauses after a throttle (jittered, doubling)",
-    ),
-    "batch-backoff-max": ("PROVIDER_BATCH_BACKOFF_MAX", float, "bound of the batching pause, seconds"),
-    "batch-rate": (
-        "PROVIDER_BATCH_RATE",
-        float,
-        "BatchGetSecretValue requests/s this node may send (0: no budget of its own)",
-    ),
-    "credential-cache-size": (None, int, "credentials kept at most (0 disables caching)"),
-    "credential-refresh-margin": (None, float, "seconds before expiry that credentials are renewed"),
-    "service-account-ttl": (None, float, "seconds a ServiceAccount look-up is reused"),
-    "value-cache-bytes": (
-        "PROVIDER_VALUE_CACHE_BYTES",
-        int,
-        "memory bound of the rotation value cache (0 disables)",
-    ),
-    "coalesce-window": (
-        "PROVIDER_COALESCE_WINDOW",
-        float,
-        "seconds a rotation check is shared across pods (0 disables)",
-    ),
-    "shutdown-grace": (None, float, "seconds in-flight Mounts get to finish on SIGTERM"),
-    "default-mount-timeout": (None, float, "seconds a Mount without a gRPC deadline may take"),
-}
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """One serve flag of the table, as the parser and the README read it."""
+
+    name: str
+    dest: str
+    kind: Callable[[str], Any]
+    default: Any
+    option: Option
 
 
-def _dest(flag: str) -> str:
-    return flag.replace("-", "_")
+def serve_flags() -> tuple[Flag, ...]:
+    """The Settings fields that are flags, in declaration order."""
+    hints = get_type_hints(Settings)
+    return tuple(
+        Flag(item.name.replace("_", "-"), item.name, hints[item.name], item.default, item.metadata["option"])
+        for item in fields(Settings)
+        if "option" in item.metadata
+    )
 
 
-# Our flags that the Go provider spells otherwise (--provider-volume, --pod-identity-http-timeout):
-# both spellings given must agree, whichever comes first.
-_ALIASED = frozenset({"socket-dir", "pod-identity-timeout"})
+def _plain(text: str) -> str:
+    """Help text without the README's markdown (code spans, links)."""
+    return re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", text).replace("`", "")
 
 
 class _Aliased(argparse.Action):
@@ -164,21 +213,34 @@ class _Aliased(argparse.Action):
 
 def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """Declare serve's flags; defaults come from the environment, then from Settings."""
-    base = Settings()
-    for flag, (env, kind, text) in _FLAGS.items():
-        default = getattr(base, _dest(flag))
-        if env is not None and env in environ:
-            default = kind(environ[env])
-        help_text = f"{text} (default {default!s}" + (f"; env {env})" if env else ")")
-        action = _Aliased if flag in _ALIASED else "store"
-        parser.add_argument(
-            f"--{flag}", dest=_dest(flag), type=kind, default=default, help=help_text, action=action
+    go = parser.add_argument_group("the Go provider's flags (its chart, installer manifest and EKS add-on)")
+    for flag in serve_flags():
+        option = flag.option
+        default = flag.default
+        if option.env is not None and option.env in environ:
+            default = flag.kind(environ[option.env])
+        help_text = f"{_plain(option.help)} (default {default!s}" + (
+            f"; env {option.env})" if option.env else ")"
         )
-    _add_go_flags(parser)
+        action = _Aliased if option.go else "store"
+        parser.add_argument(
+            f"--{flag.name}", dest=flag.dest, type=flag.kind, default=default, help=help_text, action=action
+        )
+        if option.go is not None:
+            go.add_argument(
+                f"--{option.go}",
+                dest=flag.dest,
+                type=option.go_type or flag.kind,
+                action=_Aliased,
+                metavar=option.go_metavar,
+                help=f"same as --{flag.name}" + (", as a Go duration (250ms, 2s)" if option.go_type else ""),
+            )
+    for name, keywords in _GO_ONLY.items():
+        go.add_argument(f"--{name}", **keywords)
 
 
 def settings_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
-    values = {_dest(flag): getattr(args, _dest(flag)) for flag in _FLAGS}
+    values = {flag.dest: getattr(args, flag.dest) for flag in serve_flags()}
     if args.log_format_json:
         values["log_format"] = "json"
     return Settings(
@@ -190,13 +252,6 @@ def settings_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]
         kube_burst=args.kube_burst,
         eks_addon_version=args.eks_addon_version,
     )
-
-
-def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
-    """Settings for `serve` from its flags (highest), the environment, then defaults."""
-    parser = argparse.ArgumentParser(prog="provider-aws serve")
-    add_serve_arguments(parser, environ)
-    return settings_from_namespace(parser.parse_args(go_style_args(argv)), environ)
 
 
 # ---- the Go provider's flags -------------------------------------------------------------------
@@ -235,10 +290,6 @@ def go_duration(text: str) -> float:
     return seconds
 
 
-def _go_timeout(text: str) -> float | None:
-    return go_duration(text) if text.strip() else None
-
-
 def _go_bool(text: str) -> bool:
     if text in GO_TRUE:
         return True
@@ -255,34 +306,22 @@ def go_style_args(argv: Sequence[str]) -> list[str]:
 
 
 _GO_BOOL: dict[str, Any] = {"nargs": "?", "const": True, "type": _go_bool, "metavar": "BOOL"}
-_IGNORED = "accepted and ignored"
-# flag -> add_argument keywords; `dest` ties an alias to the setting of the flag it stands for.
-_GO_ARGUMENTS: dict[str, dict[str, Any]] = {
-    "provider-volume": {
-        "dest": "socket_dir",
-        "type": Path,
-        "action": _Aliased,
-        "metavar": "DIR",
-        "help": "same as --socket-dir",
-    },
-    "pod-identity-http-timeout": {
-        "dest": "pod_identity_timeout",
-        "type": _go_timeout,
-        "action": _Aliased,
-        "metavar": "DURATION",
-        "help": "same as --pod-identity-timeout, as a Go duration (250ms, 2s)",
-    },
-    "driver-writes-secrets": {
-        **_GO_BOOL,
-        "help": f"{_IGNORED}: this provider always returns the files to the driver, which writes them",
-    },
-    "qps": {
-        "dest": "kube_qps",
-        "type": int,
-        "metavar": "N",
-        "help": f"{_IGNORED}: no client-side Kubernetes rate limit (look-ups are cached)",
-    },
-    "burst": {"dest": "kube_burst", "type": int, "metavar": "N", "help": f"{_IGNORED}, as --qps"},
+# The Go provider's flags that change nothing here, and why: the help says so and `provider-aws
+# serve` logs it once when one is given (`ignored_go_flags`).
+_NO_RATE_LIMIT = (
+    "this provider sets no client-side Kubernetes rate limit; it caches its look-ups and makes no GET "
+    "on a warm Mount"
+)
+GO_IGNORED: dict[str, str] = {
+    "driver-writes-secrets": "this provider always returns the files to the driver, which writes them",
+    "qps": _NO_RATE_LIMIT,
+    "burst": _NO_RATE_LIMIT,
+}
+_IGNORED = "accepted and ignored: "
+_GO_ONLY: dict[str, dict[str, Any]] = {
+    "driver-writes-secrets": {**_GO_BOOL, "help": _IGNORED + GO_IGNORED["driver-writes-secrets"]},
+    "qps": {"dest": "kube_qps", "type": int, "metavar": "N", "help": _IGNORED + GO_IGNORED["qps"]},
+    "burst": {"dest": "kube_burst", "type": int, "metavar": "N", "help": _IGNORED + GO_IGNORED["burst"]},
     "eks-addon-version": {
         "default": "",
         "metavar": "VERSION",
@@ -291,12 +330,15 @@ _GO_ARGUMENTS: dict[str, dict[str, Any]] = {
     "log-format-json": {**_GO_BOOL, "default": False, "help": "true: same as --log-format json"},
 }
 
-
-def _add_go_flags(parser: argparse.ArgumentParser) -> None:
-    go = parser.add_argument_group("the Go provider's flags (its chart, installer manifest and EKS add-on)")
-    for flag, keywords in _GO_ARGUMENTS.items():
-        go.add_argument(f"--{flag}", **keywords)
+# The Go provider's flags (its main.go): our flags' Go spellings, then its own.
+GO_FLAGS = tuple(flag.option.go for flag in serve_flags() if flag.option.go) + tuple(_GO_ONLY)
 
 
-# The Go provider's flags (its main.go), in the order it declares them.
-GO_FLAGS = tuple(_GO_ARGUMENTS)
+def ignored_go_flags(settings: Settings) -> list[tuple[str, Any, str]]:
+    """(flag, value, why) of each given Go provider flag that changes nothing here."""
+    given = {
+        "driver-writes-secrets": settings.driver_writes_secrets,
+        "qps": settings.kube_qps,
+        "burst": settings.kube_burst,
+    }
+    return [(flag, value, GO_IGNORED[flag]) for flag, value in given.items() if value is not None]

@@ -7,7 +7,7 @@ driver's `fileutil.WritePayloads` into the target directory) and `Version`. `mak
 can also be run on its own.
 
 `written_tree(target)` reads back what a driver-style atomic writer left in a target directory, so the tree
-the driver's code writes can be compared with the one `provider_aws.cli.mount.write_atomically` writes.
+the driver's code writes can be compared with the one `provider_aws.cli.drivermount.write_atomically` writes.
 """
 
 from __future__ import annotations

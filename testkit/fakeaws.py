@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provider_aws.aws.clients import AwsCallError, Credentials
+from provider_aws.aws.caller import Credentials
+from provider_aws.aws.errors import AwsCallError
 
 __all__ = ["FakeAws", "Sent", "aws_error"]
 

@@ -1,11 +1,11 @@
-"""What the driver sends, for tests: attributes built by provider_aws.cli.mount.build_request."""
+"""What the driver sends, for tests: attributes built by provider_aws.cli.drivermount.build_request."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from provider_aws.cli.mount import MountOptions, SecretProviderClass, build_request
+from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, build_request
 
 __all__ = [
     "REGION",

@@ -18,10 +18,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from provider_aws.ops.logs import configure_logging
 from testkit.awsproxy import AwsProxy, ProxyState
 from testkit.grpc_clients import short_socket_dir
 from testkit.leakscan import LeakScan, harvest_moto, install, report
+from testkit.logs import configure_test_logging
 from testkit.requests import TEST_ACCESS_KEY, TEST_SECRET_KEY
 
 pytest_plugins = ["pytester"]
@@ -42,7 +42,7 @@ def _leak_capture(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     """Provider logs as in production (JSON, redacted), at debug level, into this test's capture."""
     scan = request.config.stash[LEAK_SCAN]
     source = request.node.nodeid
-    configure_logging("json", "debug", scan.sink(f"{source} log"), cache=False)
+    configure_test_logging("json", "debug", scan.sink(f"{source} log"))
     install(scan, monkeypatch, source, getattr(request, "module", None))
 
 

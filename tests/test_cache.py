@@ -40,16 +40,6 @@ def test_size_zero_or_no_ttl_keeps_nothing(size: int, ttl: float) -> None:
     assert len(cache) == 0
 
 
-def test_discard_with_value_spares_a_newer_entry() -> None:
-    cache: TtlCache[str, object] = TtlCache(4, FakeClock())
-    old, new = object(), object()
-    cache.put("k", new, ttl=60)
-    cache.discard("k", old)
-    assert cache.get("k") is new
-    cache.discard("k", new)
-    assert cache.get("k") is None
-
-
 @pytest.mark.asyncio
 async def test_single_flight_runs_one_call_for_concurrent_callers() -> None:
     flight: SingleFlight[str, int] = SingleFlight()

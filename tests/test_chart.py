@@ -21,7 +21,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from provider_aws.settings import Settings, parse_args
+from provider_aws.cli.main import serve_settings as parse_serve
+from provider_aws.settings import GO_FLAGS, Settings, serve_flags
 from tests.test_manifests import K8S_VERSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +139,10 @@ def serve_settings(objects: list[Obj]) -> Settings:
     """What `provider-aws serve` makes of the rendered args and plain env: its own parser, not a copy."""
     found = container(objects)
     environ = {name: entry["value"] for name, entry in env_of(found).items() if "value" in entry}
-    return parse_args(found["args"], environ)
+    known = {flag.name for flag in serve_flags()} | set(GO_FLAGS)
+    rendered = {arg.lstrip("-").split("=", 1)[0] for arg in found["args"] if arg.startswith("-")}
+    assert rendered <= known, f"the chart renders flags the Settings table does not have: {rendered - known}"
+    return parse_serve(found["args"], environ)
 
 
 def grants(objects: list[Obj]) -> set[tuple[str, str]]:

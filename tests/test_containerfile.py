@@ -108,8 +108,8 @@ def test_builder_builds_the_wheel_and_installs_it(instructions: list[Instruction
     assert "pip wheel" in script and "--no-deps" in script
     assert "pip install --no-cache-dir /wheels/" in script
     assert "pip uninstall --yes pip setuptools" in script
-    # botocore's reduced models, prepared against the botocore just installed (aws/models.py)
-    assert script.endswith("/opt/provider-aws/bin/python -m provider_aws.aws.models")
+    # botocore's reduced models, prepared against the botocore just installed (aws/servicemodels.py)
+    assert script.endswith("/opt/provider-aws/bin/python -m provider_aws.aws.servicemodels")
 
 
 def test_final_stage_holds_only_the_installed_package(instructions: list[Instruction]) -> None:

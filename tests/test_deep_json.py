@@ -10,13 +10,15 @@ from provider_aws.identity.podidentity import _detail
 from provider_aws.model import (
     FetchedObject,
     JmesEntry,
+    MountInput,
     ObjectRef,
     ObjectSpec,
     ObjectType,
     SecretBytes,
     SecretText,
 )
-from provider_aws.ops.observe import MountRecord, _record_pod
+from provider_aws.ops.metrics import Metrics
+from provider_aws.ops.observe import AccessRecord
 
 DEEP = "[" * 200_000 + "]" * 200_000
 
@@ -38,9 +40,10 @@ def test_a_deep_secret_under_jmespath_is_a_precondition_failure() -> None:
 
 
 def test_deep_attributes_give_no_pod_fields_to_the_access_line() -> None:
-    record = MountRecord()
-    _record_pod(record, '{"x": ' + DEEP + "}")
-    assert record == MountRecord()
+    record = AccessRecord(Metrics())
+    with record.working(MountInput('{"x": ' + DEEP + "}", "", "", "")):
+        pass
+    assert (record.pod, record.namespace, record.service_account) == (None, None, None)
 
 
 def test_a_deep_agent_refusal_is_reported_as_its_text() -> None:

@@ -4,8 +4,8 @@ Each Mount here goes through the driver's code (tests/driverclient, built from
 sigs.k8s.io/secrets-store-csi-driver/pkg/secrets-store): the driver's dial options and retry config,
 `MountContent` with its checks of the answer, and `fileutil.WritePayloads`, the driver's atomic writer,
 writing into a target directory. Where it is meaningful, the same request also goes through our Python
-stand-in of the driver (`provider_aws.cli.mount`: `call_mount`, `check_response`, `write_atomically`) and
-the two written trees (paths, contents, modes) and object versions must be equal.
+stand-in of the driver (`provider_aws.cli.drivermount`: `call_mount`, `check_response`,
+`write_atomically`) and the two written trees (paths, contents, modes) and object versions must be equal.
 
 The Go provider cannot be run beside ours here (its module is not obtainable from the module proxy), so
 what the driver sees from it in the same cases is not measured.
@@ -28,9 +28,10 @@ from grpclib import GRPCError, Status
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from provider_aws import __version__
+from provider_aws import __version__, semver
 from provider_aws._proto.v1alpha1 import MountRequest, ObjectVersion
-from provider_aws.cli.mount import (
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
+from provider_aws.cli.drivermount import (
     MountOptions,
     SecretProviderClass,
     build_request,
@@ -38,8 +39,6 @@ from provider_aws.cli.mount import (
     check_response,
     write_atomically,
 )
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
-from provider_aws.rpc.service import semver
 from testkit.awsproxy import AwsProxy, Fault, ProxyState
 from testkit.driverclient import (
     DRIVER_RECV_LIMIT,

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from provider_aws._proto.v1alpha1 import MountRequest
-from provider_aws.cli.mount import MountOptions, SecretProviderClass, build_request
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
+from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, build_request
 from testkit.awsproxy import AwsProxy, Fault, ProxyState
 from testkit.driverclient import (
     SharedProvider,

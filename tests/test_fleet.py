@@ -18,8 +18,9 @@ from fleet.quota import QuotaGate
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
 from fleet.world import ROLE as FLEET_ROLE
 from fleet.world import World
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.aws.clients import AwsClients
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, IdentityProvider, sts_attempts
+from provider_aws.identity.credentials import IdentityProvider, sts_attempts
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.settings import Settings
 from testkit.awsproxy import AwsProxy, Fault, ProxyState

@@ -14,7 +14,7 @@ from fleet.quota import QUOTAS, QuotaGate
 from fleet.run import run_scenario
 from fleet.scenarios import NAMESPACE, PRIMARY, Scenario, plan_pods
 from fleet.world import ROLE, World, started_nodes
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from testkit.awsproxy import AwsProxy, ProxyState
 from testkit.kubeapi import FakeKubeApi
 from tests.conftest import seed_client

@@ -24,7 +24,7 @@ import grpc
 import pytest
 
 from provider_aws import DISTRIBUTION, __version__
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from testkit.awsproxy import ProxyState
 from testkit.connectproxy import ConnectRecorder
@@ -72,7 +72,11 @@ INSTALLS = {
             "--pod-identity-http-timeout=250ms",
         ),
         env=(("AWS_REGION", REGION),),
-        notes=("--driver-writes-secrets accepted", "--qps and --burst accepted and not applied"),
+        notes=(
+            "--driver-writes-secrets accepted and ignored",
+            "--qps accepted and ignored",
+            "--burst accepted and ignored",
+        ),
     ),
     # The add-on's flags, in the `--flag value` form; IRSA, so that STS's user agent is seen too.
     "eks add-on": GoInstall(

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from provider_aws._proto.v1alpha1 import MountResponse
 from provider_aws.app import observed_provider
-from provider_aws.cli.mount import check_response
+from provider_aws.cli.drivermount import check_response
 from provider_aws.request.paths import find_conflicts, path_problem
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState

@@ -15,12 +15,12 @@ from grpclib import GRPCError, Status
 
 from provider_aws.app import observed_provider
 from provider_aws.errors import ConfigError
-from provider_aws.ops.logs import configure_logging
 from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from testkit.leakscan import LeakScan, harvest_moto, install, report
+from testkit.logs import configure_test_logging
 from testkit.requests import REGION, pod_attributes
 from tests.conftest import TEST_ACCESS_KEY, seed_client
 
@@ -31,7 +31,7 @@ SECRET_KEY = "leakscan-static-secret-key-0b9e"
 def test_a_value_in_a_log_line_is_found_and_named_by_label_only() -> None:
     scan = LeakScan()
     scan.add_value("planted secret", PLANTED)
-    configure_logging("json", "info", scan.sink("log"), cache=False)
+    configure_test_logging("json", "info", scan.sink("log"))
     # `objects` is no credential-looking field: redaction keeps it, so the value reaches the line.
     structlog.get_logger("leaktest").info("mount", objects=f"- objectName: {PLANTED}")
     hits = scan.scan()

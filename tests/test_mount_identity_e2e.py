@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from provider_aws.app import build_provider
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir

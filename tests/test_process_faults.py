@@ -18,7 +18,7 @@ import grpc
 import pytest
 
 from provider_aws._proto.v1alpha1 import MountRequest
-from provider_aws.cli.mount import MountOptions, mount_once
+from provider_aws.cli.drivermount import MountOptions, mount_once
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient
 from testkit.requests import STATIC, pod_attributes

@@ -25,7 +25,7 @@ from provider_aws.app import observed_provider
 from provider_aws.cli import main as cli
 from provider_aws.request import parse
 from provider_aws.request.objects import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
-from provider_aws.settings import GO_FLAGS, Settings, add_serve_arguments
+from provider_aws.settings import GO_FLAGS, Settings, add_serve_arguments, serve_flags
 from tests.test_chart import CHART, at, leaf_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,25 +126,29 @@ def test_every_exposed_metric_is_documented_and_no_other(readme: str) -> None:
     assert mentioned - exposed == set(), "the README names metrics the provider does not expose"
 
 
-def test_every_serve_flag_is_documented_with_its_default_and_env(
-    readme: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_serve_flags_table_is_the_settings_table(readme: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's table is generated from Settings (`make architecture`), and --help has the same flags."""
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "architecture.py"), "--settings"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert script.stdout.strip() in readme, "run `make architecture` to regenerate the README's flag table"
     go_flags = {f"--{flag}" for flag in GO_FLAGS}
     flags = help_flags(capsys, "serve") - go_flags
     assert {"--socket-dir", "--http-addr", "--log-format", "--log-level"} <= flags
-    marker = "## `provider-aws serve`"
-    assert set(first_column(readme, marker)) == flags
+    assert (
+        set(first_column(readme, "## `provider-aws serve`"))
+        == flags
+        == {f"--{f.name}" for f in serve_flags()}
+    )
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser, {})
-    for action in parser._actions:
-        flag = next((name for name in action.option_strings if name.startswith("--")), None)
-        if flag is None or flag == "--help" or flag in go_flags:
-            continue
-        row = table_row(readme, marker, flag)
-        assert f"`{action.default}`" in row, f"{flag}: default {action.default} not in {row}"
-        env = re.search(r"env ([A-Z_]+)", action.help or "")
-        if env is not None:
-            assert f"`{env.group(1)}`" in row, f"{flag}: environment variable {env.group(1)} not in {row}"
+    defaults = {action.option_strings[0]: action.default for action in parser._actions}
+    for flag in serve_flags():
+        assert defaults[f"--{flag.name}"] == flag.default == getattr(Settings(), flag.dest)
 
 
 def test_every_go_provider_flag_is_documented_where_users_move_from_it(
@@ -231,5 +235,5 @@ def test_the_architecture_diagram_is_generated_from_the_current_code(readme: str
     )
     assert script.stdout.strip() in readme, "run `make architecture` to regenerate the README's diagram"
     # Every part of the package shows up in it, in the order a Mount meets them.
-    for part in ("rpc/", "mount.py", "request/", "identity/", "aws/", "answer.py"):
+    for part in ("rpc/", "mounter.py", "request/", "identity/", "aws/", "answer.py"):
         assert f" {part} " in script.stdout

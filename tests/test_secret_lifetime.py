@@ -118,7 +118,7 @@ async def test_a_secret_value_is_released_once_no_poll_can_reuse_it(
             assert {f.path: f.contents.reveal() for f in first.files}["app_lifetime"] == json.dumps(
                 {"v": marker}
             ).encode()
-            versions = MountResult(files=(), versions=first.versions, aws_requests=0)
+            versions = MountResult(files=(), versions=first.versions)
             del first
             # A first Mount is no poll: nothing of its answers is kept for reuse.
             assert await until_released(marker) == []

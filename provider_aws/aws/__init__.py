@@ -1,2 +1,3 @@
-"""The AWS layer: every request to Secrets Manager, SSM and STS goes through `clients`; `fetch` turns a
-plan's objects into fetched values, per region, with failover, rotation checks and the value cache."""
+"""The AWS layer: every request to Secrets Manager, SSM and STS goes through `clients` and every failure is
+classified in `errors`; `fetch` turns a plan's objects into fetched values, per region, with failover and
+`rotation` (version checks and the value cache)."""

@@ -20,12 +20,13 @@ from __future__ import annotations
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from provider_aws.cache import Clock
+from provider_aws.settings import Settings
 
 __all__ = ["SINGLE_ATTEMPT", "BatchPolicy", "BatchRules", "TokenBucket"]
 
-Clock = Callable[[], float]
 _Key = tuple[str, str]
 
 # Operations botocore must try once only: a throttled or failed batch falls back to
@@ -33,19 +34,34 @@ _Key = tuple[str, str]
 SINGLE_ATTEMPT: dict[str, int] = {"batch_get_secret_value": 1}
 
 
+_DEFAULTS = Settings()
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRules:
-    min_secrets: int = 4
+    """The batch policy's settings: `Settings.batch_*` without the prefix, with their defaults."""
+
+    min_secrets: int = _DEFAULTS.batch_min_secrets
     # Back-off after the first throttle, doubled after each further one, capped.
-    backoff_base: float = 2.0
-    backoff_max: float = 120.0
+    backoff_base: float = _DEFAULTS.batch_backoff_base
+    backoff_max: float = _DEFAULTS.batch_backoff_max
     # How long an AccessDenied (no IAM permission for the batch API) is remembered.
-    refusal_ttl: float = 300.0
+    fallback_ttl: float = _DEFAULTS.batch_fallback_ttl
     # The node's own BatchGetSecretValue budget, requests per second; 0 means none.
-    rate: float = 0.0
+    rate: float = _DEFAULTS.batch_rate
     # Seconds of `rate` the node may spend at once (at least one request): short, because every
     # node of a fleet may spend its burst at the same moment, e.g. when a rollout starts.
     burst_seconds: float = 1.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> BatchRules:
+        return cls(
+            min_secrets=settings.batch_min_secrets,
+            backoff_base=settings.batch_backoff_base,
+            backoff_max=settings.batch_backoff_max,
+            fallback_ttl=settings.batch_fallback_ttl,
+            rate=settings.batch_rate,
+        )
 
 
 @dataclass(slots=True)
@@ -120,10 +136,10 @@ class BatchPolicy:
 
     def refused(self, identity: str, region: str) -> None:
         """The batch API is not allowed for this identity: use GetSecretValue for a while."""
-        if self.rules.refusal_ttl <= 0:
+        if self.rules.fallback_ttl <= 0:
             return
         state = self._state(identity, region)
-        state.until = max(state.until, self._clock() + self.rules.refusal_ttl)
+        state.until = max(state.until, self._clock() + self.rules.fallback_ttl)
 
     def succeeded(self, identity: str, region: str) -> None:
         """A batch went through: the next throttle starts from the base wait again."""

@@ -1,184 +1,29 @@
-"""AWS clients reused across Mounts and the one place where an AWS call is made: bounded by a
-process-wide limit, counted, and its failure classified.
-
-There is one client per (service, region), shared by every identity. Credentials travel with the
-call instead: `call` puts the caller's keys in a context variable of its own task, and a
-`before-sign` handler hands them to botocore as that request's `request_credentials`. A botocore
-client costs about 0.2 MiB and 15 ms of CPU to build, so a client per pod identity made memory and
-cold Mounts grow with the number of ServiceAccounts on the node.
+"""The pool of AWS clients reused across Mounts, and the one place where an AWS call is made:
+bounded by a process-wide limit, signed as its caller (signing.py), counted (tally.py), observed,
+and its failure classified (errors.py). One client per (service, region) serves every identity.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.credentials import AioCredentials
 from aiobotocore.session import AioSession
 from botocore import UNSIGNED
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ParamValidationError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
-from provider_aws.model import SecretText
+from provider_aws.aws.caller import CallObserver, Credentials
+from provider_aws.aws.errors import classify
+from provider_aws.aws.signing import PLACEHOLDER_KEY, sign_as_caller, signing_as
+from provider_aws.aws.tally import count_send
 from provider_aws.settings import Settings
 
-__all__ = [
-    "THROTTLING_CODES",
-    "AwsCallError",
-    "AwsCaller",
-    "AwsClients",
-    "CallObserver",
-    "Credentials",
-    "RequestTally",
-    "tally_requests",
-]
-
-# Error codes AWS services (Secrets Manager, SSM, STS) answer when a quota is exceeded.
-THROTTLING_CODES = frozenset(
-    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-)
-
-
-class Credentials(Protocol):
-    """What a client needs from an identity; `identity` names who it is (never a token)."""
-
-    @property
-    def access_key_id(self) -> str: ...
-    @property
-    def secret_access_key(self) -> SecretText: ...
-    @property
-    def session_token(self) -> SecretText | None: ...
-    @property
-    def identity(self) -> str: ...
-
-
-class AwsCaller(Protocol):
-    """The AWS call seam: `AwsClients` in the provider, a scripted fake in unit tests."""
-
-    async def call(
-        self, service: str, region: str, credentials: Credentials | None, operation: str, **params: Any
-    ) -> dict[str, Any]: ...
-
-
-class CallObserver(Protocol):
-    def aws_call(self, service: str, operation: str, outcome: str) -> None: ...
-
-
-@dataclass
-class RequestTally:
-    """HTTP requests (retries included) sent to AWS within one Mount."""
-
-    count: int = 0
-
-
-_TALLY: contextvars.ContextVar[RequestTally | None] = contextvars.ContextVar("aws_tally", default=None)
-
-
-@asynccontextmanager
-async def tally_requests() -> AsyncIterator[RequestTally]:
-    """Count the AWS requests made by the code (and tasks it starts) inside the block.
-
-    Inside an enclosing block the enclosing tally is reused, so a Mount cut short (deadline,
-    failure) still has every request it sent counted where the caller looks.
-    """
-    enclosing = _TALLY.get()
-    if enclosing is not None:
-        yield enclosing
-        return
-    tally = RequestTally()
-    token = _TALLY.set(tally)
-    try:
-        yield tally
-    finally:
-        _TALLY.reset(token)
-
-
-_SIGN_AS: contextvars.ContextVar[AioCredentials | None] = contextvars.ContextVar("aws_sign_as", default=None)
-# Keys a shared client is built with so that botocore never looks for ambient credentials
-# (environment, instance metadata). Nothing is ever signed with them: see `_sign_as_caller`.
-_PLACEHOLDER_KEY = "PROVIDER-AWS-NO-AMBIENT-CREDENTIALS"
-
-
-def _sign_as_caller(request: Any, **_: Any) -> None:
-    credentials = _SIGN_AS.get()
-    if credentials is None:
-        raise RuntimeError("an AWS request was about to be signed outside AwsClients.call")
-    # A new dict: the one botocore put there may be shared with other requests.
-    request.context["signing"] = {**request.context.get("signing", {}), "request_credentials": credentials}
-
-
-def _signing_keys(credentials: Credentials) -> AioCredentials:
-    token = credentials.session_token
-    return AioCredentials(
-        credentials.access_key_id,
-        credentials.secret_access_key.reveal(),
-        token.reveal() if token is not None else None,
-    )
-
-
-def _count_send(**_: Any) -> None:
-    tally = _TALLY.get()
-    if tally is not None:
-        tally.count += 1
-
-
-class AwsCallError(Exception):
-    """A classified failure of one AWS call (after botocore's own bounded retries)."""
-
-    def __init__(self, service: str, operation: str, code: str, http_status: int | None, detail: str) -> None:
-        super().__init__(service, operation, code)
-        self.service = service
-        self.operation = operation
-        self.code = code
-        self.http_status = http_status
-        self.detail = detail
-
-    @property
-    def retriable(self) -> bool:
-        """Worth trying the failover region: a server-side or network failure, never a 4xx."""
-        return self.http_status is None or self.http_status >= 500
-
-    @property
-    def throttled(self) -> bool:
-        return self.code in THROTTLING_CODES or self.http_status == 429
-
-    def __str__(self) -> str:
-        return f"{self.service} {self.operation} failed: {self.code}"
-
-
-def classify(service: str, operation: str, error: Exception) -> AwsCallError:
-    if isinstance(error, ClientError):
-        info = error.response.get("Error", {})
-        meta = error.response.get("ResponseMetadata", {})
-        status = meta.get("HTTPStatusCode")
-        return AwsCallError(
-            service,
-            operation,
-            str(info.get("Code") or "Unknown"),
-            int(status) if status is not None else 0,
-            str(info.get("Message") or ""),
-        )
-    if isinstance(error, ParamValidationError):
-        # Caught by botocore before sending: the request itself is malformed, like a 400.
-        return AwsCallError(service, operation, "ParamValidationError", 400, "invalid request parameters")
-    if isinstance(error, ConnectTimeoutError | ReadTimeoutError):
-        return AwsCallError(service, operation, "Timeout", None, "no answer in time")
-    if isinstance(error, EndpointConnectionError | ConnectionClosedError):
-        return AwsCallError(service, operation, "NetworkError", None, "could not reach the endpoint")
-    return AwsCallError(service, operation, type(error).__name__, None, "request failed")
+__all__ = ["AwsClients"]
 
 
 # (service, region, signed, attempts): unsigned clients never sign, signed ones always sign as
@@ -232,19 +77,16 @@ class AwsClients:
 
         `credentials` None sends the request unsigned (STS AssumeRoleWithWebIdentity: the token is
         the proof)."""
-        signing = _signing_keys(credentials) if credentials is not None else None
         attempts = max(1, self.attempts.get(operation, self.settings.aws_max_attempts))
-        async with self._lease((service, region, signing is not None, attempts)) as client, self._limit:
+        async with self._lease((service, region, credentials is not None, attempts)) as client, self._limit:
             method: Callable[..., Any] = getattr(client, operation)
-            signing_as = _SIGN_AS.set(signing)
             try:
-                response: dict[str, Any] = await method(**params)
+                with signing_as(credentials):
+                    response: dict[str, Any] = await method(**params)
             except (ClientError, BotoCoreError) as error:
                 failure = classify(service, operation, error)
                 self._observe(service, operation, failure.code)
                 raise failure from None
-            finally:
-                _SIGN_AS.reset(signing_as)
             self._observe(service, operation, "success")
             return response
 
@@ -281,14 +123,14 @@ class AwsClients:
         creator = self.session.create_client(
             service,
             region_name=region,
-            aws_access_key_id=_PLACEHOLDER_KEY,
-            aws_secret_access_key=_PLACEHOLDER_KEY,
+            aws_access_key_id=PLACEHOLDER_KEY,
+            aws_secret_access_key=PLACEHOLDER_KEY,
             config=config,
         )
         client = await creator.__aenter__()
         if signed:
-            client.meta.events.register("before-sign", _sign_as_caller)
-        client.meta.events.register("before-send", _count_send)
+            client.meta.events.register("before-sign", sign_as_caller)
+        client.meta.events.register("before-send", count_send)
         return client
 
     async def _evict(self) -> None:

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from provider_aws.aws.batchpolicy import BatchPolicy
-from provider_aws.aws.calls import RegionCall, RegionOutcome, RotationStats, SharedCalls
-from provider_aws.aws.clients import AwsCaller, AwsCallError, Credentials
-from provider_aws.aws.rotation import check_secrets
+from provider_aws.aws.caller import AwsCaller, Credentials
+from provider_aws.aws.errors import AwsCallError
+from provider_aws.aws.region import RegionCall, RegionOutcome
+from provider_aws.aws.rotation import Rotation
 from provider_aws.aws.secretsmanager import fetch_secrets
+from provider_aws.aws.sharing import SharedCalls
 from provider_aws.aws.ssm import fetch_parameters
-from provider_aws.aws.valuecache import ValueCache, ValueKey
 from provider_aws.concurrency import run_all
 from provider_aws.errors import UnavailableError
 from provider_aws.model import FetchedObject, ObjectSpec, ObjectType
@@ -48,12 +49,8 @@ class Fetcher:
     batching: BatchPolicy
     # Every AWS call goes through it; a window of 0 shares nothing but still counts.
     shared: SharedCalls
-    # Without a value cache a poll checks versions but always re-fetches.
-    values: ValueCache = field(default_factory=lambda: ValueCache(0))
-
-    @property
-    def stats(self) -> RotationStats:
-        return self.shared.stats
+    # The change check and value cache of polls.
+    rotation: Rotation = field(default_factory=Rotation)
 
     async def fetch(
         self,
@@ -61,11 +58,11 @@ class Fetcher:
         regions: tuple[str, ...],
         credentials_for: CredentialsFor,
         *,
-        current: tuple[tuple[str, str], ...] = (),
+        current_versions: tuple[tuple[str, str], ...] = (),
     ) -> list[FetchedObject]:
         """Every spec's value; raises the first fatal ProviderError, or UNAVAILABLE if no region answered.
 
-        `current` (file name -> mounted version) makes this a rotation poll.
+        `current_versions` (file name -> mounted version) makes this a rotation poll.
         """
         known: dict[str, Credentials] = {}
 
@@ -74,14 +71,12 @@ class Fetcher:
                 known[region] = await credentials_for(region)
             return known[region]
 
-        poll = bool(current)
+        poll = bool(current_versions)
         fetched: list[FetchedObject] = []
         pending = list(specs)
-        if poll:
-            self.stats.polls += 1
         if poll and regions:
-            call = self._call(regions[0], 0, await credentials(regions[0]), reuse_recent=True)
-            fetched, pending = await check_secrets(call, pending, dict(current), self.values, self.stats)
+            call = self._call(regions[0], 0, await credentials(regions[0]), poll=True)
+            fetched, pending = await self.rotation.check(call, pending, dict(current_versions))
             log.debug(
                 "rotation check",
                 region=regions[0],
@@ -100,9 +95,9 @@ class Fetcher:
                     objects=[spec.object_name for spec in pending],
                     causes=sorted({error.code for _, error in failures}),
                 )
-            call = self._call(region, index, await credentials(region), poll)
+            call = self._call(region, index, await credentials(region), poll=poll)
             outcome = await self._in_region(pending, call, last=index == len(regions) - 1)
-            self._remember(outcome.fetched, index, known[region])
+            self.rotation.remember(outcome.fetched, index, known[region].identity)
             fetched.extend(outcome.fetched)
             failures = outcome.retry
             pending = [spec for spec, _ in failures]
@@ -110,17 +105,11 @@ class Fetcher:
             raise UnavailableError(_all_regions_failed(failures, regions))
         return fetched
 
-    def _call(self, region: str, index: int, credentials: Credentials, reuse_recent: bool) -> RegionCall:
+    def _call(self, region: str, index: int, credentials: Credentials, *, poll: bool) -> RegionCall:
         def fallback(reason: str) -> None:
             log.warning("batch fallback", region=region, identity=credentials.identity, reason=reason)
 
-        return RegionCall(self.clients, credentials, region, index, fallback, self.shared, reuse_recent)
-
-    def _remember(self, fetched: list[FetchedObject], index: int, credentials: Credentials) -> None:
-        for item in fetched:
-            if item.spec.object_type is ObjectType.SECRETS_MANAGER:
-                name = item.spec.ref_for(index).name
-                self.values.put(ValueKey(credentials.identity, item.region, name, item.version), item.value)
+        return RegionCall(self.clients, credentials, region, index, fallback, self.shared, poll)
 
     async def _in_region(self, specs: list[ObjectSpec], call: RegionCall, *, last: bool) -> RegionOutcome:
         secrets = [s for s in specs if s.object_type is ObjectType.SECRETS_MANAGER]

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from provider_aws.aws.batchpolicy import BatchPolicy
-from provider_aws.aws.calls import RegionCall, RegionOutcome, group_by_ref
-from provider_aws.aws.clients import AwsCallError
-from provider_aws.aws.errors import to_provider_error
+from provider_aws.aws.errors import AwsCallError, item_error, to_provider_error
+from provider_aws.aws.region import RegionCall, RegionOutcome, group_by_ref
 from provider_aws.concurrency import run_all
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec, SecretBytes
 
@@ -20,7 +19,6 @@ __all__ = ["BATCH_SIZE", "fetch_secrets"]
 
 SERVICE = "secretsmanager"
 BATCH_SIZE = 20
-_RETRIABLE_ITEM_CODES = frozenset({"InternalServiceError", "InternalFailure", "ServiceUnavailable"})
 
 
 def _describe(ref: ObjectRef) -> str:
@@ -78,7 +76,7 @@ async def _batch(
     try:
         answer = await call.request(SERVICE, "batch_get_secret_value", SecretIdList=ids)
     except AwsCallError as error:
-        if error.code in {"AccessDeniedException", "AccessDenied"}:
+        if error.refused:
             policy.refused(identity, call.region)
         elif error.throttled or error.retriable:
             # Tried once (botocore does not retry it), and this identity backs off batching here.
@@ -107,13 +105,11 @@ async def _batch(
             leftover[ref] = specs  # not recognisable in the answer: ask for it on its own
             continue
         code = str(failure.get("ErrorCode") or "Unknown")
-        item_error = AwsCallError(
-            SERVICE, "batch_get_secret_value", code, 500 if code in _RETRIABLE_ITEM_CODES else 400, ""
-        )
-        if item_error.retriable:
-            outcome.retry.extend((spec, item_error) for spec in specs)
+        failed = item_error(SERVICE, "batch_get_secret_value", code)
+        if failed.retriable:
+            outcome.retry.extend((spec, failed) for spec in specs)
         else:
-            raise to_provider_error(item_error, _describe(ref), call.region)
+            raise to_provider_error(failed, _describe(ref), call.region)
     if leftover:
         outcome.extend(await _get_each(call, leftover))
     return outcome

@@ -16,7 +16,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 
 from provider_aws import DISTRIBUTION, __version__
-from provider_aws.aws.models import PREPARED_DATA, use_reduced_models
+from provider_aws.aws.servicemodels import PREPARED_DATA, use_reduced_models
 
 __all__ = ["USER_AGENT", "set_up_session"]
 

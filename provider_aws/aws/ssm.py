@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from provider_aws.aws.calls import RegionCall, RegionOutcome, group_by_ref
-from provider_aws.aws.clients import AwsCallError
-from provider_aws.aws.errors import to_provider_error
+from provider_aws.aws.errors import AwsCallError, to_provider_error
+from provider_aws.aws.region import RegionCall, RegionOutcome, group_by_ref
 from provider_aws.concurrency import run_all
 from provider_aws.errors import NotFoundError
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec, SecretBytes

@@ -10,18 +10,23 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from provider_aws import __version__
+from provider_aws import __version__, semver
 from provider_aws.app import observed_provider
-from provider_aws.cli.mount import add_mount_arguments, run_mount
+from provider_aws.cli.drivermount import add_mount_arguments, run_mount
+from provider_aws.cli.validate import add_validate_arguments, run_validate
 from provider_aws.errors import ProviderError
 from provider_aws.ops.health import health_endpoint
 from provider_aws.ops.logs import configure_logging
-from provider_aws.request.manifest import add_validate_arguments, run_validate
 from provider_aws.rpc.server import SocketWatch, serve_until_signal
-from provider_aws.rpc.service import semver
-from provider_aws.settings import Settings, add_serve_arguments, go_style_args, settings_from_namespace
+from provider_aws.settings import (
+    Settings,
+    add_serve_arguments,
+    go_style_args,
+    ignored_go_flags,
+    settings_from_namespace,
+)
 
-__all__ = ["main"]
+__all__ = ["main", "serve_settings"]
 
 
 async def _serve(settings: Settings) -> None:
@@ -34,21 +39,10 @@ async def _serve(settings: Settings) -> None:
 
 
 def log_go_flags(settings: Settings) -> None:
-    """Say once what the Go provider's flags that change nothing here were taken to mean."""
+    """Say once which of the Go provider's flags that change nothing here were given, and why."""
     log = structlog.get_logger(__name__)
-    if settings.driver_writes_secrets is not None:
-        log.info(
-            "--driver-writes-secrets accepted: this provider always returns the files to the driver, "
-            "which writes them, whatever the value",
-            driver_writes_secrets=settings.driver_writes_secrets,
-        )
-    if settings.kube_qps is not None or settings.kube_burst is not None:
-        log.info(
-            "--qps and --burst accepted and not applied: this provider sets no client-side Kubernetes "
-            "rate limit; it caches its look-ups and makes no GET on a warm Mount",
-            qps=settings.kube_qps,
-            burst=settings.kube_burst,
-        )
+    for flag, value, why in ignored_go_flags(settings):
+        log.info(f"--{flag} accepted and ignored: {why}", **{flag.replace("-", "_"): value})
 
 
 def run_serve(settings: Settings) -> int:
@@ -78,23 +72,34 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    env = os.environ if environ is None else environ
-    words = sys.argv[1:] if argv is None else list(argv)
+def _parse(words: list[str], environ: Mapping[str, str]) -> argparse.Namespace:
     if words[:1] == ["serve"]:
         words = ["serve", *go_style_args(words[1:])]
-    parser = _parser(env)
+    parser = _parser(environ)
     args, unknown = parser.parse_known_args(words)
     if unknown:
         parser.error(
             f"unrecognized arguments: {' '.join(unknown)}; `provider-aws {args.command} --help` lists "
             "the flags" + (", the Go provider's among them" if args.command == "serve" else "")
         )
+    return args
+
+
+def serve_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    """The Settings of `provider-aws serve ARGV...`: its flags (the Go provider's too) over `environ`
+    over the defaults."""
+    return settings_from_namespace(_parse(["serve", *argv], environ), environ)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["serve"]:
+        return run_serve(serve_settings(words[1:], env))
+    args = _parse(words, env)
     if args.command == "version":
         print(semver(__version__))
         return 0
-    if args.command == "serve":
-        return run_serve(settings_from_namespace(args, env))
     if args.command == "validate":
         return run_validate(args)
     if args.command == "mount":

@@ -23,25 +23,23 @@ from datetime import UTC, datetime
 
 import structlog
 
-from provider_aws.attributes import IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, TOKENS
-from provider_aws.aws.clients import AwsCaller, AwsCallError
+from provider_aws.attributes import IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, ROLE_ARN_ANNOTATION, TOKENS
+from provider_aws.aws.caller import AwsCaller
+from provider_aws.aws.errors import AwsCallError, sts_error
 from provider_aws.cache import CachingLoader, Clock
-from provider_aws.errors import AccessDeniedError, PreconditionError, UnavailableError
+from provider_aws.errors import PreconditionError
 from provider_aws.identity.kube import KubeApi
 from provider_aws.identity.podidentity import PodIdentityAgent
 from provider_aws.model import MountPlan, PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
 
 __all__ = [
-    "ROLE_ARN_ANNOTATION",
     "AwsCredentials",
     "IdentityProvider",
     "IdentityStats",
     "role_session_name",
     "sts_attempts",
 ]
-
-ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
 
 _log = structlog.get_logger(__name__)
 _STS_ASSUME = "assume_role_with_web_identity"
@@ -184,11 +182,6 @@ class IdentityProvider:
         material = f"{static.secret_access_key.reveal()}\0{token}".encode()
         return hmac.new(self._fingerprint_key, material, hashlib.sha256).hexdigest()[:16]
 
-    def invalidate(self, credentials: AwsCredentials, region: str) -> None:
-        """Forget these credentials (AWS called them expired); a newer entry stays."""
-        self._credentials.cache.discard((credentials.identity, region), credentials)
-        self._credentials.cache.discard((credentials.identity, ""), credentials)
-
     async def _pod_identity(self, plan: MountPlan) -> AwsCredentials:
         token = _require_token(plan, POD_IDENTITY_AUDIENCE)
         pod = plan.pod
@@ -248,7 +241,7 @@ class IdentityProvider:
                 WebIdentityToken=token.reveal(),
             )
         except AwsCallError as error:
-            raise _sts_error(error, who, region, token) from None
+            raise sts_error(error, who, region, token) from None
         found = answer["Credentials"]
         _log.debug("sts exchange", identity=identity, region=region)
         return AwsCredentials(
@@ -263,17 +256,3 @@ class IdentityProvider:
         await self._credentials.close()
         await self._accounts.close()
         await self._agent.close()
-
-
-def _sts_error(error: AwsCallError, who: str, region: str, token: SecretText) -> Exception:
-    if error.code == "ParamValidationError":
-        return PreconditionError(
-            f"STS cannot assume {who}: the {ROLE_ARN_ANNOTATION} annotation or the token is malformed"
-        )
-    if error.http_status is None:
-        return UnavailableError(f"STS in {region} is unreachable while assuming {who} ({error.code})")
-    detail = token.redact_in(error.detail)[:200]
-    text = f"STS in {region} refused to assume {who}: {error.code}" + (f" ({detail})" if detail else "")
-    if error.retriable or error.throttled or error.code == "IDPCommunicationError":
-        return UnavailableError(text)
-    return AccessDeniedError(text + "; check the role's trust policy for this ServiceAccount")

@@ -116,13 +116,8 @@ def _renderer(log_format: str) -> Any:
     return structlog.processors.JSONRenderer()
 
 
-def configure_logging(
-    log_format: str = "json", level: str = "info", stream: Any = None, *, cache: bool = True
-) -> None:
-    """Configure structlog and the standard library's root logger to write to `stream` (stderr).
-
-    `cache` False keeps module loggers unbound from this configuration (tests reconfigure).
-    """
+def configure_logging(log_format: str = "json", level: str = "info", stream: Any = None) -> None:
+    """Configure structlog and the standard library's root logger to write to `stream` (stderr)."""
     out = stream if stream is not None else sys.stderr
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     renderer = _renderer(log_format)
@@ -140,7 +135,7 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=cache,
+        cache_logger_on_first_use=True,
     )
     # Other libraries' records: the same redaction and renderer, never below warning.
     handler = logging.StreamHandler(out)

@@ -1,6 +1,6 @@
 """Prometheus metrics: one `Metrics` object owning its own registry, passed where it is needed.
 
-Mounts (count, duration, in flight) come from the server's `MountObserver` hooks, AWS calls from
+Mounts (count, duration, in flight) come from the server through `observe.Observer`, AWS calls from
 `AwsClients`' `CallObserver` hook; identity counters (Kubernetes GETs, STS and Pod Identity agent
 calls) are read from the live `IdentityStats` at scrape time by a custom collector, so the identity
 layer needs no knowledge of Prometheus. Label values come from small fixed sets: never a pod,
@@ -17,7 +17,8 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from provider_aws import __version__
-from provider_aws.aws.calls import RotationStats
+from provider_aws.aws.rotation import RotationStats
+from provider_aws.aws.sharing import CallStats
 from provider_aws.identity.credentials import IdentityStats
 
 __all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "RotationCollector"]
@@ -90,13 +91,16 @@ class IdentityCollector(Collector):
 
 
 class RotationCollector(Collector):
-    """The AWS layer's rotation and sharing counters, read from its live `RotationStats`."""
+    """The AWS layer's rotation and sharing counters, read from its live `RotationStats` and
+    `CallStats` (all under `rotation_`: the metric names predate the split)."""
 
-    def __init__(self, stats: RotationStats) -> None:
+    def __init__(self, stats: RotationStats, calls: CallStats) -> None:
         self._stats = stats
+        self._calls = calls
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
+        calls = self._calls
         for name, help_text, value in (
             ("checks", "Secrets Manager objects whose version a rotation poll decided.", stats.checks),
             ("changed", "Objects whose version to serve differed from the mounted one.", stats.changed),
@@ -109,21 +113,21 @@ class RotationCollector(Collector):
             (
                 "coalesced",
                 "AWS calls answered by an identical call in flight or within the coalesce window.",
-                stats.coalesced,
+                calls.coalesced,
             ),
             (
                 "fetches",
                 "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
-                stats.fetches,
+                calls.fetches,
             ),
-            ("describes", "DescribeSecret requests sent to AWS.", stats.describes),
+            ("describes", "DescribeSecret requests sent to AWS.", calls.describes),
             ("polls", "Mounts that carried the versions mounted before (rotation polls).", stats.polls),
         ):
             yield _counter(f"rotation_{name}", help_text, value)
 
 
 class Metrics:
-    """The provider's metrics; implements `service.MountObserver` and `awsclients.CallObserver`."""
+    """The provider's metrics: `observe.Observer` feeds them Mounts, `AwsClients` AWS calls."""
 
     def __init__(self, *, version: str = __version__) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -160,7 +164,7 @@ class Metrics:
         )
         build.labels(version=version).set(1)
 
-    # service.MountObserver
+    # a Mount arrives, and ends (observe.AccessRecord)
     def started(self) -> None:
         self.mounts_in_flight.inc()
 
@@ -170,15 +174,15 @@ class Metrics:
         self.mounts.labels(**labels).inc()
         self.mount_duration.labels(**labels).observe(seconds)
 
-    # awsclients.CallObserver
+    # caller.CallObserver
     def aws_call(self, service: str, operation: str, outcome: str) -> None:
         self.aws_requests.labels(service=service, operation=operation, outcome=outcome).inc()
 
     def watch_identity(self, stats: IdentityStats) -> None:
         self.registry.register(IdentityCollector(stats))
 
-    def watch_rotation(self, stats: RotationStats) -> None:
-        self.registry.register(RotationCollector(stats))
+    def watch_rotation(self, stats: RotationStats, calls: CallStats) -> None:
+        self.registry.register(RotationCollector(stats, calls))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -1,19 +1,19 @@
 """One access line per Mount, and the glue that feeds metrics from the server's hooks.
 
-The server calls `MountObserver.started` and `.finished` in the task that serves the Mount,
-and awaits the handler in that same task, so a context variable set in `started` is the
-Mount's own record: the handler wrapper (`LoggedHandler`) adds the pod, namespace,
-ServiceAccount, object and AWS request counts to it, and `finished` writes the line with the
-outcome, gRPC status code and duration the server decided on — also for Mounts that failed,
-ran out of time or were rejected at shutdown.
+The server asks the `Observer` for an `AccessRecord` when a Mount arrives and passes that record
+along the Mount explicitly (`rpc.service.MountTrace`): it reads the pod, namespace and
+ServiceAccount from the request's attributes (parsed once, when the request was decoded), counts
+the AWS requests of the Mount's work (one tally, entered while that work starts), takes the object
+count from the answer, and writes the line with the outcome, gRPC status code and duration the
+server decided on — also for Mounts that failed, ran out of time or were rejected at shutdown.
 
-Only the pod keys of the attributes JSON are read; nothing else of the request is logged.
+Only the pod keys of the attributes are read; nothing else of the request is logged.
 """
 
 from __future__ import annotations
 
-import contextvars
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,11 @@ import structlog
 from grpclib import Status
 
 from provider_aws.attributes import POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT
-from provider_aws.aws.clients import RequestTally, tally_requests
+from provider_aws.aws.tally import RequestTally, tally_requests
 from provider_aws.model import MountInput, MountResult
 from provider_aws.ops.metrics import Metrics
-from provider_aws.rpc.service import MountHandler
 
-__all__ = ["MOUNT_EVENT", "LoggedHandler", "MountRecord", "Observer"]
+__all__ = ["MOUNT_EVENT", "AccessRecord", "Observer"]
 
 MOUNT_EVENT = "mount"
 # Names longer than Kubernetes allows are cut: a malformed request cannot flood the log.
@@ -35,56 +34,52 @@ _MAX_NAME = 253
 _log = structlog.get_logger("provider_aws.access")
 
 
-@dataclass
-class MountRecord:
-    """What one Mount's access line says beyond outcome, status and duration."""
+def _named(document: object, key: str) -> str | None:
+    """Read leniently: the access line is written for malformed requests too."""
+    value = document.get(key) if isinstance(document, dict) else None
+    return value[:_MAX_NAME] if isinstance(value, str) and value else None
 
+
+@dataclass
+class AccessRecord:
+    """One Mount's access line, filled as the server passes it along the Mount (a `MountTrace`)."""
+
+    metrics: Metrics
     pod: str | None = None
     namespace: str | None = None
     service_account: str | None = None
     objects: int | None = None
-    # The Mount's AWS request count; the Mounter's own tally joins this one, so a Mount cut
-    # short by its deadline or a failure still shows every request it sent.
     tally: RequestTally | None = None
 
+    @contextmanager
+    def working(self, request: MountInput) -> Iterator[None]:
+        document = request.attributes_json
+        self.pod = _named(document, POD_NAME)
+        self.namespace = _named(document, POD_NAMESPACE)
+        self.service_account = _named(document, SERVICE_ACCOUNT)
+        with tally_requests() as tally:
+            self.tally = tally
+            yield
 
-_RECORD: contextvars.ContextVar[MountRecord | None] = contextvars.ContextVar("mount_record", default=None)
+    def answered(self, result: MountResult) -> None:
+        self.objects = len(result.versions)
 
-
-def _record_pod(record: MountRecord, attributes: str) -> None:
-    """Who the Mount is for, read leniently: the access line is written for malformed requests too."""
-    try:
-        parsed: Any = json.loads(attributes)
-    except (ValueError, RecursionError):
-        return
-    if not isinstance(parsed, dict):
-        return
-
-    def named(key: str) -> str | None:
-        value = parsed.get(key)
-        return value[:_MAX_NAME] if isinstance(value, str) and value else None
-
-    record.pod = named(POD_NAME)
-    record.namespace = named(POD_NAMESPACE)
-    record.service_account = named(SERVICE_ACCOUNT)
-
-
-@dataclass
-class LoggedHandler:
-    """A `MountHandler` that fills the current Mount's record around the real handler."""
-
-    handler: MountHandler
-
-    async def mount(self, request: MountInput) -> MountResult:
-        record = _RECORD.get()
-        if record is None:  # called outside the server (no observer): nothing to record
-            return await self.handler.mount(request)
-        _record_pod(record, request.attributes)
-        async with tally_requests() as tally:
-            record.tally = tally
-            result = await self.handler.mount(request)
-        record.objects = len(result.versions)
-        return result
+    def finished(self, outcome: str, status: Status, seconds: float) -> None:
+        self.metrics.finished(outcome, status, seconds)
+        line: dict[str, Any] = {
+            "pod": self.pod,
+            "namespace": self.namespace,
+            "service_account": self.service_account,
+            "objects": self.objects,
+            "duration_ms": round(seconds * 1000, 1),
+            "outcome": str(outcome),
+            "code": status.name,
+            "aws_requests": self.tally.count if self.tally is not None else 0,
+        }
+        if status is Status.OK:
+            _log.info(MOUNT_EVENT, **line)
+        else:
+            _log.warning(MOUNT_EVENT, **line)
 
 
 class Observer:
@@ -93,32 +88,9 @@ class Observer:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def started(self) -> None:
-        _RECORD.set(MountRecord())
+    def started(self) -> AccessRecord:
         self.metrics.started()
-
-    def finished(self, outcome: str, status: Status, seconds: float) -> None:
-        self.metrics.finished(outcome, status, seconds)
-        record = _RECORD.get() or MountRecord()
-        _RECORD.set(None)
-        requests = record.tally.count if record.tally is not None else 0
-        line: dict[str, Any] = {
-            "pod": record.pod,
-            "namespace": record.namespace,
-            "service_account": record.service_account,
-            "objects": record.objects,
-            "duration_ms": round(seconds * 1000, 1),
-            "outcome": str(outcome),
-            "code": status.name,
-            "aws_requests": requests,
-        }
-        if status is Status.OK:
-            _log.info(MOUNT_EVENT, **line)
-        else:
-            _log.warning(MOUNT_EVENT, **line)
+        return AccessRecord(self.metrics)
 
     def aws_call(self, service: str, operation: str, outcome: str) -> None:
         self.metrics.aws_call(service, operation, outcome)
-
-    def wrap(self, handler: MountHandler) -> LoggedHandler:
-        return LoggedHandler(handler)

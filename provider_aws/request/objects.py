@@ -2,7 +2,7 @@
 
 Pure: no I/O, no logging. Every problem is appended to the caller's list, each naming the
 object it belongs to, so that one ConfigError can report them all. The rules are those of
-the Go provider (design/aws-semantics.md); where it accepted something that cannot work
+the Go provider (README: "Object fields"); where it accepted something that cannot work
 (a file name that collides with another, a mode the driver refuses, an ARN of an unknown
 service next to an explicit objectType) we refuse it here, at parse time.
 """
@@ -13,10 +13,12 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import jmespath
 import yaml
 from jmespath.exceptions import JMESPathError
+from jmespath.functions import Functions
 
 from provider_aws.model import JmesEntry, ObjectRef, ObjectSpec, ObjectType
 from provider_aws.request.paths import PathError, file_name, find_conflicts
@@ -78,6 +80,33 @@ _OBJECT_FIELDS = (
     "failoverObject",
 )
 _JMES_FIELDS = ("path", "objectAlias", "filePermission")
+# jmespath's built-in functions and their signatures: a call it cannot make fails whatever the secret.
+_JMES_FUNCTIONS = Functions().FUNCTION_TABLE
+
+
+def _call_problem(node: Any) -> str | None:
+    """What is wrong with a function call anywhere in a compiled JMESPath AST, if anything.
+
+    jmespath only looks the function up, and counts its arguments, when it evaluates the call;
+    checking here makes such a path fail at parse time rather than on the first Mount."""
+    if isinstance(node, list):
+        return next((found for item in node if (found := _call_problem(item)) is not None), None)
+    if not isinstance(node, dict):
+        return None
+    if node.get("type") == "function_expression":
+        name = str(node.get("value"))
+        function = _JMES_FUNCTIONS.get(name)
+        if function is None:
+            return f"calls {name}(), which is not a JMESPath function"
+        signature = function["signature"]
+        given, takes = len(node.get("children") or ()), len(signature)
+        variadic = bool(signature) and bool(signature[-1].get("variadic"))
+        if given < takes or (given > takes and not variadic):
+            least = "at least " if variadic else ""
+            return f"calls {name}() with {given} argument(s); it takes {least}{takes}"
+    return _call_problem(list(node.values()))
+
+
 _FAILOVER_FIELDS = ("objectName", "objectVersion", "objectVersionLabel")
 _QUOTE_MAX = 160
 
@@ -343,9 +372,11 @@ def _jmes_entries(
             sub.problem("Object alias must be specified for JMES object")
         if path:
             try:
-                jmespath.compile(path)
+                problem = _call_problem(jmespath.compile(path).parsed)
             except (JMESPathError, RecursionError, ValueError):
-                sub.problem(f"path {quote(path)} is not a valid JMESPath expression")
+                problem = "is not a valid JMESPath expression"
+            if problem is not None:
+                sub.problem(f"path {quote(path)} {problem}")
                 path = ""
         if not alias:
             continue

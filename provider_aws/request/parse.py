@@ -1,6 +1,6 @@
 """A MountRequest -> an immutable MountPlan, or one ConfigError listing every problem.
 
-Pure (style point 1): no I/O, no environment, no logging. The region may be unknown here
+Pure: no I/O, no environment, no logging. The region may be unknown here
 (no `region` parameter); the mount layer then finds it and calls `bind_region`, which runs
 the checks that need it. Messages keep the Go provider's key phrases so that searches for
 its errors still find ours, and never contain a token or a credential.
@@ -122,19 +122,17 @@ def _parameters(
     return _Parameters(objects, region, failover, use_pod_identity, address)
 
 
-def _attributes(raw: str, limits: Limits, problems: list[str]) -> dict[str, object]:
-    if _utf8_len(raw) > limits.max_parameter_bytes:
+def _attributes(request: MountInput, limits: Limits, problems: list[str]) -> dict[str, object]:
+    if _utf8_len(request.attributes) > limits.max_parameter_bytes:
         problems.append(f"attributes are larger than {limits.max_parameter_bytes} bytes")
         return {}
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
+    document = request.attributes_json
+    if isinstance(document, json.JSONDecodeError):
         # Position only: the attributes carry service account tokens.
-        problems.append(
-            f"failed to unmarshal attributes: {error.msg} at line {error.lineno}, column {error.colno}"
-        )
+        where = f"line {document.lineno}, column {document.colno}"
+        problems.append(f"failed to unmarshal attributes: {document.msg} at {where}")
         return {}
-    except (ValueError, RecursionError):
+    if isinstance(document, ValueError | RecursionError):
         problems.append("failed to unmarshal attributes: a value is too large or too deeply nested")
         return {}
     if not isinstance(document, dict):
@@ -233,7 +231,7 @@ def parse_mount_request(
         problems.append("Missing mount path: the request has an empty target_path")
     mode = _permission(request.permission, problems)
     static = _static_credentials(request.secrets, problems)
-    attributes = _attributes(request.attributes, limits, problems)
+    attributes = _attributes(request, limits, problems)
     raw_tokens = attributes.get(TOKENS)
     tokens = None
     if raw_tokens is not None and not isinstance(raw_tokens, str):

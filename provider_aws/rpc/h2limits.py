@@ -3,7 +3,7 @@
 h2 keeps how each closed stream ended, so that a frame still in flight when a stream closed is told
 apart from a protocol error: by default the last 65,536 per connection (`MAX_CLOSED_STREAMS`). The
 CSI driver holds one connection for the life of the process and opens a stream per call, so that
-record filled to 7.5-16 MiB and stayed. A late frame arrives within a round trip of the close, on a
+record grew by megabytes and stayed. A late frame arrives within a round trip of the close, on a
 Unix socket microseconds, so the last `CLOSED_STREAMS_KEPT` closes are plenty even with 1,000 Mounts
 in flight.
 

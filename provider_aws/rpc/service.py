@@ -11,25 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import re
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from grpclib import GRPCError, Status
 from grpclib.const import Handler
 
-from provider_aws import DISTRIBUTION, __version__
+from provider_aws import DISTRIBUTION, __version__, semver
 from provider_aws._proto.v1alpha1 import (
     CsiDriverProviderBase,
-    MountRequest,
-    MountResponse,
     VersionRequest,
     VersionResponse,
 )
 from provider_aws.errors import ProviderError
 from provider_aws.model import MountInput, MountResult
-from provider_aws.rpc.codec import MountWire, mount_input
+from provider_aws.rpc.codec import MountWire
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -39,10 +37,10 @@ __all__ = [
     "MOUNT_METHOD",
     "MountHandler",
     "MountObserver",
+    "MountTrace",
     "NullObserver",
     "Outcome",
     "ProviderService",
-    "semver",
 ]
 
 API_VERSION = "v1alpha1"
@@ -55,38 +53,6 @@ _INTERNAL_MESSAGE = "internal error in the AWS provider; see the provider's logs
 _ABORTED_MESSAGE = "the provider stopped before this mount finished; retry the mount once it is back"
 
 _log = structlog.get_logger(__name__)
-
-_PEP440 = re.compile(
-    r"(?P<release>\d+\.\d+\.\d+)"
-    r"(?:(?P<pre>a|b|rc)(?P<pre_n>\d+))?"
-    r"(?:\.post(?P<post>\d+))?"
-    r"(?:\.dev(?P<dev>\d+))?"
-    r"(?:\+(?P<local>[0-9A-Za-z.]+))?"
-)
-_PRE_NAMES = {"a": "alpha", "b": "beta", "rc": "rc"}
-
-
-def semver(version: str) -> str:
-    """A PEP 440 version in the semver form the driver requires (`0.2.0.dev3` -> `0.2.0-dev.3`)."""
-    match = _PEP440.fullmatch(version)
-    if match is None:
-        return version
-    pre = []
-    if match["pre"]:
-        pre.append(f"{_PRE_NAMES[match['pre']]}.{match['pre_n']}")
-    if match["dev"]:
-        pre.append(f"dev.{match['dev']}")
-    build = []
-    if match["post"]:
-        build.append(f"post.{match['post']}")
-    if match["local"]:
-        build.append(match["local"])
-    text = match["release"]
-    if pre:
-        text += "-" + ".".join(pre)
-    if build:
-        text += "+" + ".".join(build)
-    return text
 
 
 class MountHandler(Protocol):
@@ -104,18 +70,36 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  # arrived while the server was shutting down
 
 
-class MountObserver(Protocol):
-    """Sees every Mount: where metrics and access logs plug in."""
+class MountTrace(Protocol):
+    """One Mount as its observer follows it, passed by the service from its arrival to its status."""
 
-    def started(self) -> None: ...
+    def working(self, request: MountInput) -> AbstractContextManager[None]:
+        """Entered while the handler's work is started: what it sets, the work's context inherits."""
+        ...
+
+    def answered(self, result: MountResult) -> None: ...
 
     def finished(self, outcome: str, status: Status, seconds: float) -> None: ...
 
 
-class NullObserver:
-    """The default observer: does nothing."""
+class MountObserver(Protocol):
+    """Sees every Mount: where metrics and the access line plug in."""
 
-    def started(self) -> None:
+    def started(self) -> MountTrace: ...
+
+
+class NullObserver:
+    """The default observer: follows nothing."""
+
+    def started(self) -> MountTrace:
+        return _NullTrace()
+
+
+class _NullTrace:
+    def working(self, request: MountInput) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def answered(self, result: MountResult) -> None:
         return None
 
     def finished(self, outcome: str, status: Status, seconds: float) -> None:
@@ -172,14 +156,6 @@ class ProviderService(CsiDriverProviderBase):
             version=API_VERSION, runtime_name=DISTRIBUTION, runtime_version=semver(__version__)
         )
 
-    async def mount(self, mount_request: MountRequest) -> MountResponse:
-        """Mount without a stream (direct calls): runs under the default timeout.
-
-        The reply is encoded once, by the wire codec the socket uses, and read back as the
-        generated class this signature promises."""
-        result = await self._call_handler(mount_input(mount_request), None)
-        return MountResponse().parse(self.wire.response(result).SerializeToString())
-
     def __mapping__(self) -> dict[str, Handler]:
         # The generated Mount entry calls `mount(request)`, which cannot see the
         # stream's deadline; route it to `_rpc_mount`, keeping the generated types.
@@ -189,49 +165,62 @@ class ProviderService(CsiDriverProviderBase):
 
     async def _rpc_mount(self, stream: Stream[Any, Any]) -> None:
         started = time.monotonic()
-        self._observer.started()
+        trace = self._observer.started()
         if not self._accepting:
             message = "the provider is shutting down; retry the mount once it is back"
-            await self._finish(stream, started, Outcome.REJECTED, Status.UNAVAILABLE, message)
+            await self._finish(
+                stream, trace, started, outcome=Outcome.REJECTED, status=Status.UNAVAILABLE, message=message
+            )
             return
         self._in_flight += 1
         self._idle.clear()
         try:
-            await self._serve_mount(stream, started)
+            await self._serve_mount(stream, trace, started)
         finally:
             self._in_flight -= 1
             if self._in_flight == 0:
                 self._idle.set()
 
-    async def _serve_mount(self, stream: Stream[Any, Any], started: float) -> None:
+    async def _serve_mount(self, stream: Stream[Any, Any], trace: MountTrace, started: float) -> None:
         # Trailers are sent here rather than by grpclib after we return, so that a
         # Mount counts as in flight until its whole reply is written.
         try:
-            # A MountInput from ProviderCodec (the server uses it; see wire.py).
+            # A MountInput from ProviderCodec (the server uses it; see codec.py).
             request = await stream.recv_message()
             if request is None:
                 raise GRPCError(Status.INVALID_ARGUMENT, "the Mount call carried no request message")
-            result = await self._call_handler(request, self._budget(stream))
+            result = await self._call_handler(request, self._budget(stream), trace)
+            trace.answered(result)
             await stream.send_message(self.wire.response(result))
         except GRPCError as err:
-            await self._finish(stream, started, _outcome_of(err.status), err.status, err.message)
+            await self._finish(
+                stream,
+                trace,
+                started,
+                outcome=_outcome_of(err.status),
+                status=err.status,
+                message=err.message,
+            )
             return
         except BaseException:
             # The caller went away, the server is stopping, or the stream broke.
-            self._observer.finished(Outcome.CANCELLED, Status.CANCELLED, time.monotonic() - started)
+            trace.finished(Outcome.CANCELLED, Status.CANCELLED, time.monotonic() - started)
             raise
-        await self._finish(stream, started, Outcome.OK, Status.OK, None)
+        await self._finish(stream, trace, started, outcome=Outcome.OK, status=Status.OK, message=None)
 
     def _budget(self, stream: Stream[Any, Any]) -> float | None:
         if stream.deadline is None:
             return None
         return max(stream.deadline.time_remaining() - _DEADLINE_MARGIN, 0.0)
 
-    async def _call_handler(self, request: MountInput, budget: float | None) -> MountResult:
+    async def _call_handler(
+        self, request: MountInput, budget: float | None, trace: MountTrace
+    ) -> MountResult:
         """Run the handler; `budget` None means the call had no deadline of its own."""
         seconds = self._default_timeout if budget is None else budget
         timer = asyncio.timeout(seconds)
-        work = asyncio.ensure_future(self._handler.mount(request))
+        with trace.working(request):
+            work = asyncio.ensure_future(self._handler.mount(request))
         self._work.add(work)
         try:
             async with timer:
@@ -262,7 +251,9 @@ class ProviderService(CsiDriverProviderBase):
     async def _finish(
         self,
         stream: Stream[Any, Any],
+        trace: MountTrace,
         started: float,
+        *,
         outcome: Outcome,
         status: Status,
         message: str | None,
@@ -270,4 +261,4 @@ class ProviderService(CsiDriverProviderBase):
         try:
             await stream.send_trailing_metadata(status=status, status_message=message)
         finally:
-            self._observer.finished(outcome, status, time.monotonic() - started)
+            trace.finished(outcome, status, time.monotonic() - started)

@@ -11,9 +11,9 @@ import pytest_asyncio
 from aiobotocore.session import get_session
 
 from provider_aws.aws.batchpolicy import SINGLE_ATTEMPT, BatchPolicy, BatchRules
-from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.sharing import SharedCalls
 from provider_aws.settings import Settings
 from testkit.awsproxy import Fault, ProxyState
 from testkit.clock import FakeClock
@@ -35,7 +35,7 @@ async def clients(aws: ProxyState) -> AsyncIterator[AwsClients]:
 
 def fetcher_with(clients: AwsClients, clock: FakeClock, **rules: float) -> Fetcher:
     policy = BatchPolicy(BatchRules(**rules), clock=clock, rng=random.Random(15))
-    return Fetcher(clients, policy, SharedCalls(0.0, RotationStats()))
+    return Fetcher(clients, policy, SharedCalls(0.0))
 
 
 def seed(moto_server: str, count: int, *regions: str) -> tuple:

@@ -87,7 +87,7 @@ def test_the_node_budget_spends_tokens_and_refills_with_time() -> None:
 
 def test_a_refusal_is_remembered_for_its_ttl() -> None:
     clock = FakeClock()
-    gate = policy(clock, refusal_ttl=300.0)
+    gate = policy(clock, fallback_ttl=300.0)
     gate.refused("irsa:a", "r")
     clock.now += 299.0
     assert not gate.allow("irsa:a", "r", 10)

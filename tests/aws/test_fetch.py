@@ -12,9 +12,9 @@ import pytest_asyncio
 from aiobotocore.session import get_session
 
 from provider_aws.aws.batchpolicy import SINGLE_ATTEMPT, BatchPolicy, BatchRules
-from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.sharing import SharedCalls
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
 from provider_aws.settings import Settings
@@ -63,7 +63,7 @@ def parameter(
 async def fetcher(aws: ProxyState) -> AsyncIterator[Fetcher]:
     clients = AwsClients(Settings(aws_max_attempts=2), get_session(), attempts=SINGLE_ATTEMPT)
     try:
-        yield Fetcher(clients, BatchPolicy(BatchRules(min_secrets=2)), SharedCalls(0.0, RotationStats()))
+        yield Fetcher(clients, BatchPolicy(BatchRules(min_secrets=2)), SharedCalls(0.0))
     finally:
         await clients.close()
 
@@ -249,8 +249,9 @@ async def test_identical_fetches_in_flight_are_shared_per_identity(
     for i in range(3):
         sm.create_secret(Name=f"s{i}", SecretString=f"v{i}")
     clients = AwsClients(Settings(aws_max_attempts=2), get_session())
-    stats = RotationStats()
-    shared_fetcher = Fetcher(clients, BatchPolicy(BatchRules(min_secrets=2)), SharedCalls(window, stats))
+    shared = SharedCalls(window)
+    stats = shared.stats
+    shared_fetcher = Fetcher(clients, BatchPolicy(BatchRules(min_secrets=2)), shared)
     specs = tuple(secret(f"s{i}") for i in range(3))
 
     def creds_of(index: int) -> Callable[[str], Awaitable[StaticCreds]]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
-from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.sharing import SharedCalls
 from provider_aws.aws.ssm import parameter_key, plan_batches
 from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
@@ -71,7 +71,7 @@ def ssm(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fetcher(aws: FakeAws) -> Fetcher:
-    return Fetcher(aws, BatchPolicy(BatchRules()), SharedCalls(0.0, RotationStats()))
+    return Fetcher(aws, BatchPolicy(BatchRules()), SharedCalls(0.0))
 
 
 @pytest.mark.asyncio

@@ -9,7 +9,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from provider_aws.cli import main as cli
-from provider_aws.settings import GO_FLAGS, Settings, go_duration, parse_args
+from provider_aws.settings import GO_FLAGS, Settings, go_duration
 
 
 def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
@@ -42,7 +42,7 @@ def test_the_go_flags_are_those_of_its_main_go() -> None:
     ids=["flag=value", "flag value", "Go's one dash"],
 )
 def test_both_spellings_mean_the_same(argv: list[str]) -> None:
-    settings = parse_args(argv, {})
+    settings = cli.serve_settings(argv, {})
     assert settings.socket_dir == Path("/x")
     assert settings.socket_path == Path("/x/aws.sock")
     assert (settings.kube_qps, settings.kube_burst) == (20, 40)
@@ -50,7 +50,7 @@ def test_both_spellings_mean_the_same(argv: list[str]) -> None:
 
 
 def test_defaults_when_no_go_flag_is_given() -> None:
-    settings = parse_args([], {})
+    settings = cli.serve_settings([], {})
     assert settings == Settings()
     assert (settings.driver_writes_secrets, settings.kube_qps, settings.kube_burst) == (None, None, None)
     assert settings.socket_dir == Path("/var/run/secrets-store-csi-providers")  # the Go default too
@@ -62,9 +62,9 @@ def test_defaults_when_no_go_flag_is_given() -> None:
 )
 def test_go_durations(text: str, seconds: float) -> None:
     assert go_duration(text) == pytest.approx(seconds)
-    assert parse_args([f"--pod-identity-http-timeout={text}"], {}).pod_identity_timeout == pytest.approx(
-        seconds
-    )
+    assert cli.serve_settings(
+        [f"--pod-identity-http-timeout={text}"], {}
+    ).pod_identity_timeout == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_bad_durations_are_refused_with_an_example(
 
 def test_an_empty_duration_keeps_the_default_as_in_go() -> None:
     assert (
-        parse_args(["--pod-identity-http-timeout="], {}).pod_identity_timeout
+        cli.serve_settings(["--pod-identity-http-timeout="], {}).pod_identity_timeout
         == Settings().pod_identity_timeout
     )
 
@@ -102,7 +102,7 @@ def test_an_empty_duration_keeps_the_default_as_in_go() -> None:
     ],
 )
 def test_driver_writes_secrets_takes_go_booleans(argv: list[str], value: bool) -> None:
-    assert parse_args(argv, {}).driver_writes_secrets is value
+    assert cli.serve_settings(argv, {}).driver_writes_secrets is value
 
 
 def test_a_bad_boolean_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,18 +128,22 @@ def test_two_spellings_that_disagree_are_refused(
 
 
 def test_two_spellings_that_agree_are_fine() -> None:
-    settings = parse_args(["--provider-volume=/a", "--socket-dir=/a", "--pod-identity-http-timeout=3s"], {})
+    settings = cli.serve_settings(
+        ["--provider-volume=/a", "--socket-dir=/a", "--pod-identity-http-timeout=3s"], {}
+    )
     assert settings.socket_dir == Path("/a")
     assert (
-        parse_args(["--pod-identity-timeout=3", "--pod-identity-http-timeout=3s"], {}).pod_identity_timeout
+        cli.serve_settings(
+            ["--pod-identity-timeout=3", "--pod-identity-http-timeout=3s"], {}
+        ).pod_identity_timeout
         == 3
     )
 
 
 def test_a_flag_beats_the_environment_under_either_spelling() -> None:
     environ = {"PROVIDER_SOCKET_DIR": "/env"}
-    assert parse_args([], environ).socket_dir == Path("/env")
-    assert parse_args(["--provider-volume=/flag"], environ).socket_dir == Path("/flag")
+    assert cli.serve_settings([], environ).socket_dir == Path("/env")
+    assert cli.serve_settings(["--provider-volume=/flag"], environ).socket_dir == Path("/flag")
 
 
 def test_unknown_flags_still_fail_clearly(capsys: pytest.CaptureFixture[str]) -> None:
@@ -151,27 +155,29 @@ def test_unknown_flags_still_fail_clearly(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_log_format_json() -> None:
-    assert parse_args(["--log-format=console", "--log-format-json"], {}).log_format == "json"
-    assert parse_args(["--log-format=console", "--log-format-json=false"], {}).log_format == "console"
+    assert cli.serve_settings(["--log-format=console", "--log-format-json"], {}).log_format == "json"
+    assert cli.serve_settings(["--log-format=console", "--log-format-json=false"], {}).log_format == "console"
 
 
 def test_the_eks_addon_version_goes_into_the_user_agent() -> None:
     assert Settings().user_agent_extra == ""
-    settings = parse_args(["--eks-addon-version=v2.2.0-eksbuild.1"], {})
+    settings = cli.serve_settings(["--eks-addon-version=v2.2.0-eksbuild.1"], {})
     assert settings.user_agent_extra == "eksAddonVersion/v2.2.0-eksbuild.1"
 
 
 def test_ignored_flags_are_explained_once_at_start_up() -> None:
     with capture_logs() as quiet:
-        cli.log_go_flags(parse_args(["--provider-volume=/x"], {}))
+        cli.log_go_flags(cli.serve_settings(["--provider-volume=/x"], {}))
     assert quiet == []
     with capture_logs() as logs:
-        cli.log_go_flags(parse_args(["--driver-writes-secrets=false", "--qps=5", "--burst=10"], {}))
+        cli.log_go_flags(cli.serve_settings(["--driver-writes-secrets=false", "--qps=5", "--burst=10"], {}))
     events = [(entry["event"].split(":")[0], entry["log_level"]) for entry in logs]
     assert events == [
-        ("--driver-writes-secrets accepted", "info"),
-        ("--qps and --burst accepted and not applied", "info"),
+        ("--driver-writes-secrets accepted and ignored", "info"),
+        ("--qps accepted and ignored", "info"),
+        ("--burst accepted and ignored", "info"),
     ]
     assert logs[0]["driver_writes_secrets"] is False
-    assert (logs[1]["qps"], logs[1]["burst"]) == (5, 10)
+    assert (logs[1]["qps"], logs[2]["burst"]) == (5, 10)
     assert "always returns the files to the driver" in logs[0]["event"]
+    assert "no client-side Kubernetes rate limit" in logs[1]["event"]

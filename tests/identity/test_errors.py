@@ -10,8 +10,9 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, IdentityProvider, role_session_name
+from provider_aws.identity.credentials import IdentityProvider, role_session_name
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION, AwsCredentials, IdentityProvider
+from provider_aws.attributes import ROLE_ARN_ANNOTATION
+from provider_aws.identity.credentials import AwsCredentials, IdentityProvider
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.identity.regions import REGION_LABEL, RegionResolver
 from provider_aws.model import MountPlan
@@ -79,7 +80,7 @@ async def test_100_mounts_of_one_service_account(
     settings = Settings(node_name="node-a")
     plans = [make_plan(pod=f"app-{i}", service_account="app") for i in range(100)]
     async with identity_provider(settings, kube) as identities:
-        regions = RegionResolver(settings, kube, identities.stats)
+        regions = RegionResolver(settings, kube, identities.stats.kube_gets)
 
         async def mount(plan: MountPlan) -> list[AwsCredentials]:
             primary = await regions.region_for(plan)
@@ -163,18 +164,6 @@ async def test_cache_size_zero_disables_caching_but_still_coalesces(
         await identities.credentials_for(make_plan(), "us-east-1")
     assert aws.count(operation=ASSUME) == 2
     assert cluster.state.gets == {"serviceaccounts": 2}
-
-
-@pytest.mark.asyncio
-async def test_invalidated_credentials_are_exchanged_again(
-    identities: IdentityProvider, aws: ProxyState
-) -> None:
-    old = await identities.credentials_for(make_plan(), "us-east-1")
-    identities.invalidate(old, "us-east-1")
-    new = await identities.credentials_for(make_plan(), "us-east-1")
-    identities.invalidate(old, "us-east-1")  # stale: must not drop the newer entry
-    assert await identities.credentials_for(make_plan(), "us-east-1") is new
-    assert aws.count(operation=ASSUME) == 2
 
 
 @pytest.mark.asyncio

@@ -18,13 +18,14 @@ from structlog.testing import capture_logs
 
 from provider_aws.app import observed_provider
 from provider_aws.model import SecretBytes, SecretText
-from provider_aws.ops.logs import REDACTED, configure_logging, redact
+from provider_aws.ops.logs import REDACTED, redact
 from provider_aws.ops.observe import MOUNT_EVENT
 from provider_aws.settings import Settings
 from testkit.awsproxy import Fault, ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
 from testkit.handlers import Held
 from testkit.identity import jwt
+from testkit.logs import configure_test_logging
 from testkit.requests import REGION, STATIC, pod_attributes
 from tests.conftest import TEST_SECRET_KEY, seed_client
 
@@ -182,7 +183,7 @@ def emit_everything() -> None:
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
 def test_rendered_output_holds_no_secret(rendered: io.StringIO, log_format: str) -> None:
-    configure_logging(log_format, "debug", rendered, cache=False)
+    configure_test_logging(log_format, "debug", rendered)
     emit_everything()
     text = rendered.getvalue()
     for secret in (PLAIN_SECRET, AWS_SECRET_KEY, SESSION_TOKEN, TOKEN, TOKEN.split(".")[1], "x1"):
@@ -209,7 +210,7 @@ async def test_rendered_access_lines_of_real_mounts(
     aws: ProxyState, moto_server: str, provider: Running, rendered: io.StringIO
 ) -> None:
     seed_client(moto_server, "secretsmanager", REGION).create_secret(Name="app/db", SecretString=VALUE)
-    configure_logging("json", "info", rendered, cache=False)
+    configure_test_logging("json", "info", rendered)
     await provider.mount("- objectName: app/db\n  objectType: secretsmanager\n", "web-9")
     records = [json.loads(line) for line in rendered.getvalue().splitlines()]
     [line] = [record for record in records if record["event"] == MOUNT_EVENT]

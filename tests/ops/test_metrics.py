@@ -13,7 +13,8 @@ import pytest_asyncio
 
 from provider_aws import __version__
 from provider_aws.app import observed_provider
-from provider_aws.aws.calls import RotationStats
+from provider_aws.aws.rotation import RotationStats
+from provider_aws.aws.sharing import CallStats
 from provider_aws.identity.credentials import IdentityStats
 from provider_aws.identity.regions import REGION_LABEL
 from provider_aws.ops.health import health_endpoint
@@ -160,9 +161,10 @@ async def test_in_flight_gauge_follows_a_held_mount(aws: ProxyState, moto_server
 def test_rotation_counters_are_read_at_scrape_time() -> None:
     metrics = Metrics(version="1.2.3")
     stats = RotationStats()
-    metrics.watch_rotation(stats)
+    calls = CallStats()
+    metrics.watch_rotation(stats, calls)
     stats.checks += 3
-    stats.coalesced += 1
+    calls.coalesced += 1
     samples = parse_metrics(metrics.exposition().decode())
     assert value(samples, "provider_aws_rotation_checks_total") == 3
     assert value(samples, "provider_aws_rotation_coalesced_total") == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractContextManager, AsyncExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,13 +17,13 @@ from grpclib import GRPCError, Status
 from grpclib.client import Channel
 from structlog.testing import capture_logs
 
-from provider_aws import DISTRIBUTION, __version__
+from provider_aws import DISTRIBUTION, __version__, semver
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from provider_aws._proto.v1alpha1 import ObjectVersion as WireObjectVersion
 from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
-from provider_aws.aws.calls import RotationStats, SharedCalls
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
+from provider_aws.aws.sharing import SharedCalls
 from provider_aws.errors import (
     AccessDeniedError,
     ConfigError,
@@ -42,8 +42,8 @@ from provider_aws.model import (
     SecretBytes,
     SecretText,
 )
-from provider_aws.mount import Mounter
-from provider_aws.rpc.service import Outcome, semver
+from provider_aws.mounter import Mounter
+from provider_aws.rpc.service import Outcome
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider
@@ -90,8 +90,16 @@ class RecordingObserver:
     ends: list[tuple[str, Status]] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def started(self) -> None:
+    def started(self) -> RecordingObserver:
+        """Itself as the Mount's trace: one Mount at a time in these tests."""
         self.starts += 1
+        return self
+
+    def working(self, request: MountInput) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def answered(self, result: MountResult) -> None:
+        return None
 
     def finished(self, outcome: str, status: Status, seconds: float) -> None:
         assert seconds >= 0
@@ -336,7 +344,7 @@ async def test_end_to_end_mount_through_the_mounter_and_moto(
         }
     )
     clients = AwsClients(Settings(), get_session())
-    fetcher = Fetcher(clients, BatchPolicy(BatchRules()), SharedCalls(0.0, RotationStats()))
+    fetcher = Fetcher(clients, BatchPolicy(BatchRules()), SharedCalls(0.0))
     mounter = Mounter(fetcher, StaticIdentity(), NoRegionLookup())
     settings = Settings(socket_dir=socket_dir, shutdown_grace=5.0)
     try:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from provider_aws.answer import build_result
-from provider_aws.aws.clients import Credentials, tally_requests
+from provider_aws.aws.caller import Credentials
 from provider_aws.aws.fetch import Fetcher
 from provider_aws.model import MountInput, MountPlan, MountResult
 from provider_aws.request.memo import ObjectsMemo
@@ -41,9 +41,7 @@ class Mounter:
         async def credentials_for(region: str) -> Credentials:
             return await self.identities.credentials_for(plan, region)
 
-        async with tally_requests() as tally:
-            fetched = await self.fetcher.fetch(
-                plan.objects, plan.regions, credentials_for, current=plan.current_versions
-            )
-        result = build_result(plan, fetched)
-        return MountResult(result.files, result.versions, aws_requests=tally.count)
+        fetched = await self.fetcher.fetch(
+            plan.objects, plan.regions, credentials_for, current_versions=plan.current_versions
+        )
+        return build_result(plan, fetched)

@@ -14,8 +14,7 @@ import pytest_asyncio
 
 from provider_aws._proto.v1alpha1 import File, MountResponse, ObjectVersion
 from provider_aws.app import build_provider
-from provider_aws.cli.main import main
-from provider_aws.cli.mount import (
+from provider_aws.cli.drivermount import (
     DATA_DIR,
     DriverCheckError,
     MountOptions,
@@ -24,6 +23,7 @@ from provider_aws.cli.mount import (
     check_response,
     write_atomically,
 )
+from provider_aws.cli.main import main
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import running_provider

@@ -31,7 +31,7 @@ from grpclib.client import Channel
 
 from provider_aws import attributes
 from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, File, MountRequest, MountResponse
-from provider_aws.request.manifest import manifest_problems
+from provider_aws.cli.validate import manifest_problems
 from provider_aws.request.paths import path_problem
 from provider_aws.settings import DEFAULT_SOCKET_DIR, SOCKET_NAME
 

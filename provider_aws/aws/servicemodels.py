@@ -1,17 +1,17 @@
 """botocore's data reduced to what the provider uses, prepared at install time or reduced as it loads.
 
-botocore parses a whole service model per service (SSM's is 760 kB of JSON: every operation with
-its documentation) and the endpoint table of every AWS service, and keeps them for the life of the
-process: about 11 MiB of Python objects for the three services we call. `ReducedLoader` is a
+botocore parses a whole service model per service (SSM's holds every operation with its
+documentation) and the endpoint table of every AWS service, and keeps them for the life of the
+process: megabytes of Python objects for the three services we call. `ReducedLoader` is a
 botocore `Loader` (installed on the session as its `data_loader` component, botocore's supported
 seam for this) that keeps, of each model of `OPERATIONS`' services, only those operations and the
 shapes they reach, without documentation, and of the endpoint table only those services. It reads
 the installed botocore's own files, so an upgrade of botocore cannot leave it serving stale models;
-tests/aws/test_models.py checks the reduction against the full models.
+tests/aws/test_servicemodels.py checks the reduction against the full models.
 
 Reducing as botocore loads still parses each whole file once, and the freed objects leave the
-allocator's arenas fragmented: 8 MiB of RSS for the first Mount, and 40 ms of CPU. So `make install`
-and the image build run `python -m provider_aws.aws.models`, which writes the reduced files, stamped
+allocator's arenas fragmented, and costs the first Mount memory and CPU. So `make install`
+and the image build run `python -m provider_aws.aws.servicemodels`, which writes the reduced files, stamped
 with the botocore version and the operations they were made for, to `PREPARED_DATA`; the loader
 reads those instead when the stamp matches the running botocore and `OPERATIONS`, and reduces as it
 loads otherwise. Nothing generated is committed.
@@ -190,7 +190,7 @@ def use_reduced_models(session: Any, prepared: Path | None = PREPARED_DATA) -> N
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m provider_aws.aws.models [DIR]`: prepare the reduced files (in `PREPARED_DATA`)."""
+    """`python -m provider_aws.aws.servicemodels [DIR]`: prepare the reduced files (in `PREPARED_DATA`)."""
     args = list(sys.argv[1:] if argv is None else argv)
     directory = Path(args[0]) if args else PREPARED_DATA
     names = prepare(directory)

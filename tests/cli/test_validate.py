@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from provider_aws.cli.drivermount import DriverCheckError, load_spc
 from provider_aws.cli.main import main
-from provider_aws.cli.mount import DriverCheckError, load_spc
 
 GOOD = """\
 apiVersion: secrets-store.csi.x-k8s.io/v1

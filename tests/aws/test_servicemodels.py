@@ -17,8 +17,8 @@ from botocore import xform_name
 from botocore.loaders import JSONFileLoader, Loader
 from botocore.model import ServiceModel, Shape
 
-from provider_aws.aws.calls import READ_FIELDS
-from provider_aws.aws.models import (
+from provider_aws.aws.readfields import READ_FIELDS
+from provider_aws.aws.servicemodels import (
     OPERATIONS,
     ReducedLoader,
     prepare,
