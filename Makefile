@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck proto demo bench fleet clean image image-test architecture helm chart
+.PHONY: install test lint typecheck proto demo bench fleet clean image image-test architecture helm chart lock
 
 install: $(STAMP)
 
@@ -59,11 +59,12 @@ FLEET_NODES ?= 4
 fleet: install
 	$(BIN)/python -m fleet --nodes $(FLEET_NODES)
 
-# The container image (buildah, no daemon). IMAGE_BASE: any Python >= 3.11 image with the venv
-# module; machines that cannot pull from public registries use `make image-test`'s local base.
+# The container image (buildah, no daemon). IMAGE_BASE: any Python 3.11 image with the venv
+# module, by default the Containerfile's digest-pinned one; machines that cannot pull from public
+# registries use `make image-test`'s local base.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= localhost/secrets-store-csi-provider-aws:$(VERSION)
-IMAGE_BASE ?= docker.io/library/python:3.11-slim-bookworm
+IMAGE_BASE ?= $(shell sed -n 's/^ARG BASE=//p' Containerfile)
 
 image:
 	scripts/image-tools.sh
@@ -178,3 +179,17 @@ e2e: $(DRIVER) $(CSINODE) $(GOPROVIDER) install
 .PHONY: bench-e2e
 bench-e2e: $(DRIVER) $(CSINODE) $(GOPROVIDER) install cluster
 	$(BIN)/python -m bench.driverflow --write
+
+# The image's Python dependencies (runtime and build), pinned with their hashes by pip-compile; the
+# Containerfile installs them with --require-hashes. Regenerate after changing a dependency in
+# pyproject.toml, or to take updates (needs PyPI, about a minute). pip-tools lives in its own venv.
+IMAGE_LOCK := image-requirements.txt
+PIP_TOOLS_VERSION := 7.6.2
+LOCK_VENV := build/lock-venv
+
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) \
+		&& $(LOCK_VENV)/bin/pip install --quiet 'pip-tools==$(PIP_TOOLS_VERSION)'; }
+	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --generate-hashes \
+		--allow-unsafe --strip-extras --build-deps-for wheel --no-emit-index-url --no-emit-find-links \
+		--output-file $(IMAGE_LOCK) pyproject.toml

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -56,22 +57,32 @@ def test_every_imported_module_comes_from_a_declared_dependency() -> None:
 @pytest.mark.timeout(INSTALL_TIMEOUT + 2 * RUN_TIMEOUT)
 def test_the_wheel_runs_with_only_its_runtime_dependencies(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(ROOT)],
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(ROOT)],
         check=True,
         timeout=INSTALL_TIMEOUT,
         capture_output=True,
+        text=True,
     )
+    # setuptools' deprecation notices (a license table, say) arrive as warnings from the backend.
+    assert "warning" not in (built.stdout + built.stderr).lower(), built.stdout + built.stderr
     (wheel,) = wheels.glob("secrets_store_csi_provider_aws-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        dist_info = f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"
+        assert archive.read(f"{dist_info}/licenses/LICENSE") == (ROOT / "LICENSE").read_bytes()
+        metadata = archive.read(f"{dist_info}/METADATA").decode()
+    assert "License-Expression: Apache-2.0\n" in metadata and "License-File: LICENSE\n" in metadata
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
+    installed_wheel = subprocess.run(
+        [str(python), "-m", "pip", "install", "--disable-pip-version-check", str(wheel)],
         check=True,
         timeout=INSTALL_TIMEOUT,
         capture_output=True,
+        text=True,
     )
+    assert "warning" not in installed_wheel.stderr.lower(), installed_wheel.stderr
     installed = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=freeze"],
         check=True,

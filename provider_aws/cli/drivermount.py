@@ -161,6 +161,28 @@ async def call_mount(socket_path: Path, request: MountRequest, call_timeout: flo
         channel.close()
 
 
+def unreachable_message(socket_path: Path, error: OSError) -> str:
+    """What went wrong reaching the provider's socket, with the path tried and what to do about it."""
+    hint = (
+        f"start the provider with `provider-aws serve --socket-dir {socket_path.parent}`, "
+        f"or pass --socket with the {SOCKET_NAME} path of a running `provider-aws serve`"
+    )
+    if socket_path.is_dir():
+        return (
+            f"{socket_path} is a directory, not the provider's socket: "
+            f"pass --socket {socket_path / SOCKET_NAME} (the socket inside --socket-dir)"
+        )
+    if isinstance(error, FileNotFoundError):
+        reason = "no such socket"
+    elif isinstance(error, ConnectionRefusedError):
+        reason = "nothing listens there (a socket left by a stopped provider?)"
+    elif isinstance(error, PermissionError):
+        reason = "permission denied (the socket is mode 0600: run as the user that runs serve)"
+    else:
+        reason = f"{type(error).__name__}: {error.strerror or error}"
+    return f"cannot reach the provider at {socket_path}: {reason}; {hint}"
+
+
 def check_response(response: MountResponse) -> dict[str, str]:
     """The driver's checks on a MountResponse; returns id -> version."""
     if response.error and response.error.code:
@@ -296,7 +318,10 @@ async def mount_once(
 ) -> tuple[list[File], dict[str, str]]:
     """Build, call, check and write: the whole driver side of one Mount. Raises on any failure."""
     request = build_request(load_spc(spc_path), options)
-    response = await call_mount(socket_path, request, call_timeout)
+    try:
+        response = await call_mount(socket_path, request, call_timeout)
+    except OSError as error:
+        raise DriverCheckError(unreachable_message(socket_path, error)) from error
     versions = check_response(response)
     write_atomically(options.target, response.files)
     return list(response.files), versions

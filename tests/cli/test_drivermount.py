@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -163,7 +164,36 @@ async def test_no_provider_on_the_socket_is_a_clear_failure(
     code = await _cli("mount", *_write_inputs(tmp_path), "--socket", str(socket_dir / "aws.sock"),
                       "--target", str(tmp_path / "mnt"), "--timeout", "5")  # fmt: skip
     assert code == 1
-    assert "provider-aws mount:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"provider-aws mount: cannot reach the provider at {socket_dir / 'aws.sock'}: ")
+    assert "no such socket" in err
+    assert f"provider-aws serve --socket-dir {socket_dir}" in err and "--socket" in err
+
+
+def test_a_socket_nobody_listens_on_is_named(
+    socket_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    socket_dir.mkdir()
+    stale = socket_dir / "aws.sock"
+    with socket.socket(socket.AF_UNIX) as bound:
+        bound.bind(str(stale))  # bound, never listening: what a killed provider leaves behind
+        code = main(["mount", *_write_inputs(tmp_path), "--socket", str(stale),
+                     "--target", str(tmp_path / "mnt"), "--timeout", "5"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the provider at {stale}: nothing listens there" in err
+
+
+def test_a_directory_given_as_the_socket_gets_the_socket_path_to_pass(
+    socket_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    socket_dir.mkdir()
+    code = main(["mount", *_write_inputs(tmp_path), "--socket", str(socket_dir),
+                 "--target", str(tmp_path / "mnt"), "--timeout", "5"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{socket_dir} is a directory, not the provider's socket: " in err
+    assert f"pass --socket {socket_dir}/aws.sock" in err
 
 
 def test_request_is_built_as_the_driver_builds_it(tmp_path: Path) -> None:

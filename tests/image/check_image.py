@@ -10,6 +10,7 @@ PROVIDER_IMAGE names the image (set by the Makefile).
 
 from __future__ import annotations
 
+import email.parser
 import json
 import os
 import re
@@ -106,6 +107,22 @@ def test_image_holds_the_installed_package_and_nothing_of_the_build(rootfs: Path
         rootfs / "src",
     ]
     assert [str(p.relative_to(rootfs)) for p in leftovers if p.exists() or p.is_symlink()] == []
+
+
+def test_image_ships_the_license_and_exactly_the_locked_dependencies(rootfs: Path) -> None:
+    site = next((rootfs / "opt/provider-aws/lib").glob("python3.*/site-packages"))
+    dist_info = site / f"secrets_store_csi_provider_aws-{VERSION}.dist-info"
+    assert (dist_info / "licenses/LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    installed = {}
+    for metadata in site.glob("*.dist-info/METADATA"):
+        fields = email.parser.HeaderParser().parsestr(metadata.read_text())
+        installed[fields["Name"].lower().replace("_", "-")] = fields["Version"]
+    locked = dict(
+        re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", (ROOT / "image-requirements.txt").read_text(), re.M)
+    )
+    del locked["setuptools"]  # the build's, uninstalled afterwards
+    del installed["secrets-store-csi-provider-aws"]
+    assert installed == locked
 
 
 def _free_port() -> int:
