@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck proto demo bench fleet clean image image-test architecture helm chart lock
+.PHONY: install test lint typecheck proto demo bench fleet clean image image-test architecture helm chart lock release-dry-run actionlint
 
 install: $(STAMP)
 
@@ -193,3 +193,29 @@ lock:
 	CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_VENV)/bin/pip-compile --quiet --upgrade --generate-hashes \
 		--allow-unsafe --strip-extras --build-deps-for wheel --no-emit-index-url --no-emit-find-links \
 		--output-file $(IMAGE_LOCK) pyproject.toml
+
+# Release plumbing: what tag vVERSION becomes (the chart archive with the registry's image, the Helm
+# repository index, the image's tags and build arguments in build/release/image.env), without pushing.
+# The release workflow (.github/workflows/release.yml) runs this target on a tag, then pushes.
+RELEASE_REGISTRY ?= ghcr.io/example
+RELEASE_CHART_URL ?= https://example.github.io/secrets-store-csi-provider-aws
+RELEASE_TAG ?= v$(VERSION)
+RELEASE_OUT ?= build/release
+RELEASE_ARGS ?=
+
+release-dry-run: helm
+	$(PYTHON) scripts/release.py --helm '$(HELM)' --out '$(RELEASE_OUT)' --tag '$(RELEASE_TAG)' \
+		--registry '$(RELEASE_REGISTRY)' --chart-url '$(RELEASE_CHART_URL)' $(RELEASE_ARGS)
+
+# actionlint, built from the Go module proxy like helm, checks the workflows in `make test`.
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT_STAMP := build/bin/.actionlint-$(ACTIONLINT_VERSION)
+
+actionlint: $(ACTIONLINT_STAMP)
+
+$(ACTIONLINT_STAMP):
+	@command -v go >/dev/null || { echo "make actionlint: needs Go (https://go.dev/dl/)" >&2; exit 1; }
+	GOBIN=$(CURDIR)/build/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	touch $@
+
+test: actionlint
