@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_chart import BUILD_TIMEOUT, CHART, NAMESPACE, helm, one, template  # noqa: F401
+from tests.test_chart import CHART, NAMESPACE, helm, one, template  # noqa: F401
 from tests.test_readme import exposed_metrics
+from tests.test_release import built_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 Obj = dict[str, Any]
@@ -23,12 +24,13 @@ ON = ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=t
 
 @pytest.fixture(scope="module")
 def promtool() -> Path:
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), "promtool"],
-        capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    return ROOT / "build" / "bin" / "promtool"
+    return built_tool("promtool")
+
+
+def check_rules(promtool: Path, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(promtool), "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,13 +90,7 @@ def test_the_alerts_an_operator_needs_are_there(rules: list[Obj]) -> None:
 def test_every_alert_expression_parses(promtool: Path, objects: list[Obj], tmp_path: Path) -> None:
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump({"groups": one(objects, "PrometheusRule")["spec"]["groups"]}))
-    done = subprocess.run(
-        [str(promtool), "check", "rules", str(rules_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = check_rules(promtool, rules_file)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS: 6 rules found" in done.stdout
 
@@ -102,14 +98,7 @@ def test_every_alert_expression_parses(promtool: Path, objects: list[Obj], tmp_p
 def test_promtool_is_real(promtool: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: sum(rate(x[5m]) >\n")
-    done = subprocess.run(
-        [str(promtool), "check", "rules", str(broken)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode != 0
+    assert check_rules(promtool, broken).returncode != 0
 
 
 def test_every_provider_metric_an_alert_reads_is_exported(rules: list[Obj]) -> None:

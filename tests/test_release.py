@@ -126,14 +126,19 @@ def test_a_release_keeps_the_earlier_ones_in_the_index(helm: Path, tmp_path: Pat
 # ---- the workflow --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def actionlint() -> Path:
+def built_tool(name: str) -> Path:
+    """build/bin/NAME, made by `make NAME` (a no-op once its pinned version is built)."""
     done = subprocess.run(
-        ["make", "--no-print-directory", "-C", str(ROOT), "actionlint"],
+        ["make", "--no-print-directory", "-C", str(ROOT), name],
         capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    return ROOT / "build" / "bin" / "actionlint"
+    return ROOT / "build" / "bin" / name
+
+
+@pytest.fixture(scope="module")
+def actionlint() -> Path:
+    return built_tool("actionlint")
 
 
 def test_actionlint_finds_nothing_in_the_workflows(actionlint: Path) -> None:
