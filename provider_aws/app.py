@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,9 +57,10 @@ async def build_provider(
     )
     identities = IdentityProvider(settings, clients, kube_api, stats=stats)
     regions = RegionResolver(settings, kube_api, stats.kube_gets)
-    rotation = Rotation(ValueCache(settings.value_cache_bytes))
+    rotation = Rotation(ValueCache(settings.value_cache_bytes, max_age=settings.value_cache_max_age))
     shared = SharedCalls(settings.coalesce_window)
     fetcher = Fetcher(clients, BatchPolicy(BatchRules.of(settings)), shared, rotation)
+    expiry = asyncio.create_task(rotation.values.expire_continuously())
     try:
         yield Provider(
             Mounter(fetcher, identities, regions),
@@ -69,6 +72,10 @@ async def build_provider(
             shared.stats,
         )
     finally:
+        expiry.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await expiry
+        rotation.values.clear()
         await shared.close()
         await identities.close()
         await regions.close()

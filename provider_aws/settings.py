@@ -46,6 +46,8 @@ class Option:
     # How the Go spelling's value is read, when not as the setting's own type (a Go duration).
     go_type: Callable[[str], Any] | None = None
     go_metavar: str = "VALUE"
+    # The only values accepted, from the flag or the environment; anything else stops start-up.
+    choices: tuple[str, ...] | None = None
 
 
 def _option(default: _T, help_text: str, **option: Any) -> _T:
@@ -75,8 +77,15 @@ class Settings:
         "`HOST:PORT` (`[V6]:PORT`, `:PORT`) of `/healthz`, `/readyz`, `/metrics`; empty disables",
         env="PROVIDER_HTTP_ADDR",
     )
-    log_format: str = _option("json", "`json` or `console`", env="PROVIDER_LOG_FORMAT")
-    log_level: str = _option("info", "`debug`, `info`, `warning` or `error`", env="PROVIDER_LOG_LEVEL")
+    log_format: str = _option(
+        "json", "`json` or `console`", env="PROVIDER_LOG_FORMAT", choices=("json", "console")
+    )
+    log_level: str = _option(
+        "info",
+        "`debug`, `info`, `warning` or `error`",
+        env="PROVIDER_LOG_LEVEL",
+        choices=("debug", "info", "warning", "error"),
+    )
     pod_identity_endpoint_ipv4: str = _option(
         "http://169.254.170.23/v1/credentials", "EKS Pod Identity agent URL (IPv4)"
     )
@@ -133,6 +142,18 @@ class Settings:
         64 * 1024 * 1024,
         "memory bound of the rotation value cache, 64 MiB by default (0 disables)",
         env="PROVIDER_VALUE_CACHE_BYTES",
+    )
+    value_cache_max_age: float = _option(
+        120.0,
+        "seconds a secret value stays in the rotation value cache after AWS returned it, at most the "
+        "driver's default rotation interval (0 disables the cache); see SECURITY.md",
+        env="PROVIDER_VALUE_CACHE_MAX_AGE",
+    )
+    refuse_static_credentials: bool = _option(
+        False,
+        "refuse static credentials (`awsAccessKeyId`/`awsSecretAccessKey` in a mount's "
+        "`nodePublishSecretRef`): such Mounts fail with `PERMISSION_DENIED`",
+        env="PROVIDER_REFUSE_STATIC_CREDENTIALS",
     )
     coalesce_window: float = _option(
         5.0,
@@ -216,15 +237,25 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
     go = parser.add_argument_group("the Go provider's flags (its chart, installer manifest and EKS add-on)")
     for flag in serve_flags():
         option = flag.option
+        kind = _go_bool if flag.kind is bool else flag.kind
         default = flag.default
         if option.env is not None and option.env in environ:
-            default = flag.kind(environ[option.env])
+            default = _from_environment(parser, option, kind, environ[option.env])
         help_text = f"{_plain(option.help)} (default {default!s}" + (
             f"; env {option.env})" if option.env else ")"
         )
         action = _Aliased if option.go else "store"
+        # A boolean flag alone means true; `--NAME=false` (or the environment) can say false.
+        boolean: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "BOOL"} if flag.kind is bool else {}
         parser.add_argument(
-            f"--{flag.name}", dest=flag.dest, type=flag.kind, default=default, help=help_text, action=action
+            f"--{flag.name}",
+            dest=flag.dest,
+            type=kind,
+            default=default,
+            help=help_text,
+            action=action,
+            choices=option.choices,
+            **boolean,
         )
         if option.go is not None:
             go.add_argument(
@@ -237,6 +268,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
             )
     for name, keywords in _GO_ONLY.items():
         go.add_argument(f"--{name}", **keywords)
+
+
+def _from_environment(
+    parser: argparse.ArgumentParser, option: Option, kind: Callable[[str], Any], text: str
+) -> Any:
+    """An environment variable's value, refused (exit 2) as the flag's own would be."""
+    try:
+        value = kind(text)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        parser.error(f"{option.env}={text!r}: {error}")
+    if option.choices is not None and value not in option.choices:
+        parser.error(f"{option.env}={text!r}: choose from {', '.join(option.choices)}")
+    return value
 
 
 def settings_from_namespace(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:

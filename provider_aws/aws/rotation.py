@@ -9,6 +9,8 @@ label), and a value already fetched for that identity and version is served from
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import Any
 from provider_aws.aws.errors import AwsCallError, to_provider_error
 from provider_aws.aws.readfields import DESCRIBE
 from provider_aws.aws.region import RegionCall, group_by_ref
+from provider_aws.cache import Clock
 from provider_aws.concurrency import run_all
 from provider_aws.model import FetchedObject, ObjectRef, ObjectSpec, ObjectType, SecretBytes
 
@@ -43,47 +46,76 @@ class ValueKey:
 class ValueCache:
     """Secrets Manager values already fetched, so an unchanged secret is served without a re-read.
 
-    Memory only: an LRU map ValueKey -> SecretBytes holding at most `max_bytes`; 0 keeps nothing.
-    The key holds the identity that fetched the value: a value is only ever served to the
-    identity that was allowed to read it.
+    Memory only: a map ValueKey -> SecretBytes holding at most `max_bytes`, each value for at most
+    `max_age` seconds after AWS returned it (then it is neither served nor kept); either bound at 0
+    keeps nothing. Entries stay in the order they were fetched, so the oldest is both the first to
+    expire and the first evicted for room. The key holds the identity that fetched the value: a
+    value is only ever served to the identity that was allowed to read it.
     """
 
-    def __init__(self, max_bytes: int) -> None:
-        self._max_bytes = max(0, max_bytes)
-        self._entries: OrderedDict[ValueKey, SecretBytes] = OrderedDict()
+    def __init__(self, max_bytes: int, *, max_age: float, clock: Clock = time.monotonic) -> None:
+        self._max_bytes = max(0, max_bytes) if max_age > 0 else 0
+        self._max_age = max_age
+        self._clock = clock
+        self._entries: OrderedDict[ValueKey, tuple[SecretBytes, float]] = OrderedDict()
         self._bytes = 0
 
     def __len__(self) -> int:
+        self.expire()
         return len(self._entries)
 
     @property
     def size_bytes(self) -> int:
+        self.expire()
         return self._bytes
 
+    @property
+    def keeps_values(self) -> bool:
+        return self._max_bytes > 0
+
     def get(self, key: ValueKey) -> SecretBytes | None:
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
+        self.expire()
+        entry = self._entries.get(key)
+        return entry[0] if entry is not None else None
 
     def put(self, key: ValueKey, value: SecretBytes) -> None:
         """Keep `value`; one larger than the whole bound is not kept at all."""
         if not key.version_id:
             return
+        self.expire()
         self._remove(key)
         cost = key.cost() + len(value)
         if cost > self._max_bytes:
             return
-        self._entries[key] = value
+        self._entries[key] = (value, self._clock())
         self._bytes += cost
         while self._bytes > self._max_bytes:
-            oldest, dropped = self._entries.popitem(last=False)
+            oldest, (dropped, _) = self._entries.popitem(last=False)
             self._bytes -= oldest.cost() + len(dropped)
+
+    def expire(self) -> float | None:
+        """Drop the values older than `max_age`; returns when the oldest left expires (None: empty)."""
+        now = self._clock()
+        while self._entries:
+            key, (value, fetched) = next(iter(self._entries.items()))
+            if fetched + self._max_age > now:
+                return fetched + self._max_age
+            del self._entries[key]
+            self._bytes -= key.cost() + len(value)
+        return None
+
+    async def expire_continuously(self) -> None:
+        """Wake when the oldest value expires and drop it, so that no value outlives `max_age` in
+        memory even when no Mount comes; runs until cancelled (nothing to do without a cache)."""
+        while self.keeps_values:
+            # Empty: anything put from now on expires max_age from now at the earliest.
+            due = self.expire() or self._clock() + self._max_age
+            await asyncio.sleep(max(0.0, due - self._clock()))
 
     def _remove(self, key: ValueKey) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= key.cost() + len(old)
+            self._bytes -= key.cost() + len(old[0])
 
     def clear(self) -> None:
         self._entries.clear()
@@ -131,7 +163,7 @@ class Rotation:
     """The value cache and the change check of polls, with their counters."""
 
     # Without a value cache (0 bytes) a poll checks versions but always re-fetches.
-    values: ValueCache = field(default_factory=lambda: ValueCache(0))
+    values: ValueCache = field(default_factory=lambda: ValueCache(0, max_age=0.0))
     stats: RotationStats = field(default_factory=RotationStats)
 
     async def check(

@@ -288,26 +288,68 @@ async def test_describe_failures(aws: ProxyState, moto_server: str) -> None:
     assert '"app/db"' in caught.value.message or '"app/api"' in caught.value.message
 
 
-def test_value_cache_is_bounded_in_bytes_least_recently_used_first() -> None:
-    def key(name: str) -> ValueKey:
-        return ValueKey("static:A", REGION, name, "v1")
+def _key(name: str, identity: str = "static:A") -> ValueKey:
+    return ValueKey(identity, REGION, name, "v1")
 
-    entry = key("a").cost() + 100
-    cache = ValueCache(2 * entry)
-    cache.put(key("a"), SecretBytes(b"a" * 100))
-    cache.put(key("b"), SecretBytes(b"b" * 100))
-    assert cache.get(key("a")) == SecretBytes(b"a" * 100)
-    cache.put(key("c"), SecretBytes(b"c" * 100))
-    assert cache.get(key("b")) is None
-    assert cache.get(key("a")) is not None and cache.get(key("c")) is not None
+
+def test_value_cache_is_bounded_in_bytes_oldest_first() -> None:
+    entry = _key("a").cost() + 100
+    cache = ValueCache(2 * entry, max_age=120.0)
+    cache.put(_key("a"), SecretBytes(b"a" * 100))
+    cache.put(_key("b"), SecretBytes(b"b" * 100))
+    assert cache.get(_key("a")) == SecretBytes(b"a" * 100)
+    cache.put(_key("c"), SecretBytes(b"c" * 100))
+    assert cache.get(_key("a")) is None  # fetched first, so evicted first (and first to expire)
+    assert cache.get(_key("b")) is not None and cache.get(_key("c")) is not None
     assert cache.size_bytes == 2 * entry
-    cache.put(key("huge"), SecretBytes(b"x" * (2 * entry)))
-    assert cache.get(key("huge")) is None and len(cache) == 2
-    keeps_nothing = ValueCache(0)
-    keeps_nothing.put(key("a"), SecretBytes(b"a"))
-    assert keeps_nothing.get(key("a")) is None and len(keeps_nothing) == 0
-    other = ValueKey("static:B", REGION, "a", "v1")
-    assert cache.get(other) is None
+    cache.put(_key("huge"), SecretBytes(b"x" * (2 * entry)))
+    assert cache.get(_key("huge")) is None and len(cache) == 2
+    keeps_nothing = ValueCache(0, max_age=120.0)
+    keeps_nothing.put(_key("a"), SecretBytes(b"a"))
+    assert keeps_nothing.get(_key("a")) is None and len(keeps_nothing) == 0
+    assert cache.get(_key("b", identity="static:B")) is None
+
+
+def test_value_cache_keeps_a_value_no_longer_than_its_max_age() -> None:
+    now = [1000.0]
+    cache = ValueCache(1 << 20, max_age=120.0, clock=lambda: now[0])
+    cache.put(_key("a"), SecretBytes(b"first"))
+    now[0] += 60
+    cache.put(_key("b"), SecretBytes(b"second"))
+    now[0] += 59.9
+    assert cache.get(_key("a")) == SecretBytes(b"first")
+    now[0] += 0.1  # 120 s after AWS returned it
+    assert cache.get(_key("a")) is None
+    assert len(cache) == 1 and cache.size_bytes == _key("b").cost() + len(b"second")
+    assert cache.expire() == 1000.0 + 60 + 120  # when the oldest left goes
+    now[0] += 60
+    assert len(cache) == 0 and cache.size_bytes == 0 and cache.expire() is None
+
+
+def test_a_max_age_of_zero_turns_the_cache_off() -> None:
+    cache = ValueCache(1 << 20, max_age=0.0)
+    cache.put(_key("a"), SecretBytes(b"a"))
+    assert cache.get(_key("a")) is None and len(cache) == 0 and not cache.keeps_values
+
+
+@pytest.mark.asyncio
+async def test_values_leave_memory_at_their_max_age_without_any_mount() -> None:
+    cache = ValueCache(1 << 20, max_age=0.2)
+    expiring = asyncio.create_task(cache.expire_continuously())
+    try:
+        cache.put(_key("a"), SecretBytes(b"a"))
+        await asyncio.sleep(0.1)
+        cache.put(_key("b"), SecretBytes(b"b"))
+        await asyncio.sleep(0.15)  # a is past its age, b is not: only the sweep has looked
+        assert [key.name for key in cache._entries] == ["b"]
+        await asyncio.sleep(0.15)
+        assert not cache._entries
+    finally:
+        expiring.cancel()
+        await asyncio.wait_for(asyncio.gather(expiring, return_exceptions=True), 1.0)
+    assert expiring.cancelled()
+    # Without a cache there is nothing to sweep: the task ends at once.
+    await asyncio.wait_for(ValueCache(0, max_age=120.0).expire_continuously(), 1.0)
 
 
 @pytest.mark.asyncio
