@@ -246,7 +246,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         )
         action = _Aliased if option.go else "store"
         # A boolean flag alone means true; `--NAME=false` (or the environment) can say false.
-        boolean: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "BOOL"} if flag.kind is bool else {}
+        boolean: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "BOOL"} if kind is _go_bool else {}
         parser.add_argument(
             f"--{flag.name}",
             dest=flag.dest,

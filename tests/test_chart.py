@@ -340,6 +340,7 @@ def test_every_value_set_reaches_serve(rendered: dict[str, list[Obj]]) -> None:
     settings = serve_settings(objects)
     assert (settings.log_format, settings.log_level) == ("console", "debug")
     assert (settings.coalesce_window, settings.value_cache_bytes) == (2.5, every["valueCacheBytes"])
+    assert (settings.value_cache_max_age, settings.refuse_static_credentials) == (30.0, True)
     assert settings.pod_identity_timeout == 90.0
     assert (settings.kube_qps, settings.kube_burst) == (50, 100)
     assert (settings.max_concurrency, settings.eks_addon_version) == (32, "v0.1.0-eksbuild.1")

@@ -27,7 +27,7 @@ from provider_aws.attributes import IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, ROLE_A
 from provider_aws.aws.caller import AwsCaller
 from provider_aws.aws.errors import AwsCallError, sts_error
 from provider_aws.cache import CachingLoader, Clock
-from provider_aws.errors import PreconditionError
+from provider_aws.errors import AccessDeniedError, PreconditionError
 from provider_aws.identity.kube import KubeApi
 from provider_aws.identity.podidentity import PodIdentityAgent
 from provider_aws.model import MountPlan, PodInfo, SecretText, StaticCredentials
@@ -166,6 +166,13 @@ class IdentityProvider:
             return await self._pod_identity(plan)
         static = plan.static_credentials
         if static is not None:
+            if self._settings.refuse_static_credentials:
+                raise AccessDeniedError(
+                    "static credentials (awsAccessKeyId and awsSecretAccessKey in the volume's "
+                    "nodePublishSecretRef) are refused by this provider (--refuse-static-credentials); "
+                    f"remove nodePublishSecretRef from the volume of pod {plan.pod.name} (namespace: "
+                    f"{plan.pod.namespace}) and use IRSA or EKS Pod Identity"
+                )
             return AwsCredentials(
                 access_key_id=static.access_key_id,
                 secret_access_key=static.secret_access_key,

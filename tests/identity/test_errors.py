@@ -196,6 +196,23 @@ async def test_static_credentials_come_before_irsa(
 
 
 @pytest.mark.asyncio
+async def test_static_credentials_can_be_refused(cluster: FakeKubeApi, aws: ProxyState) -> None:
+    kube = LightkubeApi()
+    try:
+        async with identity_provider(Settings(refuse_static_credentials=True), kube) as provider:
+            with pytest.raises(AccessDeniedError) as refused:
+                await provider.credentials_for(make_plan(static=STATIC), "us-east-1")
+    finally:
+        await kube.close()
+    assert refused.value.status.name == "PERMISSION_DENIED"
+    message = refused.value.message
+    assert "nodePublishSecretRef" in message and "--refuse-static-credentials" in message
+    assert "IRSA or EKS Pod Identity" in message
+    assert STATIC.access_key_id not in message and STATIC.secret_access_key.reveal() not in message
+    assert cluster.state.count() == 0 and aws.count() == 0
+
+
+@pytest.mark.asyncio
 async def test_same_access_key_id_with_another_secret_key_is_another_identity(
     identities: IdentityProvider,
 ) -> None:
