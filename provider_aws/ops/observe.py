@@ -5,7 +5,8 @@ along the Mount explicitly (`rpc.service.MountTrace`): it reads the pod, namespa
 ServiceAccount from the request's attributes (parsed once, when the request was decoded), counts
 the AWS requests of the Mount's work (one tally, entered while that work starts), takes the object
 count from the answer, and writes the line with the outcome, gRPC status code and duration the
-server decided on — also for Mounts that failed, ran out of time or were rejected at shutdown.
+server decided on — also for Mounts that failed, ran out of time or were rejected at shutdown,
+whose line also says the class of error and the message the driver was sent.
 
 Only the pod keys of the attributes are read; nothing else of the request is logged.
 """
@@ -24,6 +25,7 @@ from provider_aws.attributes import POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT
 from provider_aws.aws.tally import RequestTally, tally_requests
 from provider_aws.model import MountInput, MountResult
 from provider_aws.ops.metrics import Metrics
+from provider_aws.rpc.service import Failure
 
 __all__ = ["MOUNT_EVENT", "AccessRecord", "Observer"]
 
@@ -64,7 +66,7 @@ class AccessRecord:
     def answered(self, result: MountResult) -> None:
         self.objects = len(result.versions)
 
-    def finished(self, outcome: str, status: Status, seconds: float) -> None:
+    def finished(self, outcome: str, status: Status, seconds: float, failure: Failure | None) -> None:
         self.metrics.finished(outcome, status, seconds)
         line: dict[str, Any] = {
             "pod": self.pod,
@@ -76,6 +78,11 @@ class AccessRecord:
             "code": status.name,
             "aws_requests": self.tally.count if self.tally is not None else 0,
         }
+        if failure is not None:
+            # The message the driver got (it names the object, region and what to fix, never a value);
+            # the log's last step masks anything token- or key-shaped in it all the same.
+            line["error"] = failure.error
+            line["message"] = failure.message
         if status is Status.OK:
             _log.info(MOUNT_EVENT, **line)
         else:

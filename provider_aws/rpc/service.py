@@ -13,6 +13,7 @@ import asyncio
 import enum
 import time
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "API_VERSION",
     "MOUNT_METHOD",
+    "Failure",
     "MountHandler",
     "MountObserver",
     "MountTrace",
@@ -50,6 +52,7 @@ MOUNT_METHOD = "/v1alpha1.CSIDriverProvider/Mount"
 _DEADLINE_MARGIN = 0.1
 
 _INTERNAL_MESSAGE = "internal error in the AWS provider; see the provider's logs"
+_SHUTTING_DOWN_MESSAGE = "the provider is shutting down; retry the mount once it is back"
 _ABORTED_MESSAGE = "the provider stopped before this mount finished; retry the mount once it is back"
 
 _log = structlog.get_logger(__name__)
@@ -70,6 +73,23 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  # arrived while the server was shutting down
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a Mount failed, for its access line: the error's class (a ProviderError's, or the
+    server's own reason) and the message the driver was sent."""
+
+    error: str
+    message: str
+
+
+class _Refusal(GRPCError):
+    """The status a Mount ends with, and the class of error behind it."""
+
+    def __init__(self, status: Status, message: str, error: str) -> None:
+        super().__init__(status, message)
+        self.error = error
+
+
 class MountTrace(Protocol):
     """One Mount as its observer follows it, passed by the service from its arrival to its status."""
 
@@ -79,7 +99,7 @@ class MountTrace(Protocol):
 
     def answered(self, result: MountResult) -> None: ...
 
-    def finished(self, outcome: str, status: Status, seconds: float) -> None: ...
+    def finished(self, outcome: str, status: Status, seconds: float, failure: Failure | None) -> None: ...
 
 
 class MountObserver(Protocol):
@@ -102,7 +122,7 @@ class _NullTrace:
     def answered(self, result: MountResult) -> None:
         return None
 
-    def finished(self, outcome: str, status: Status, seconds: float) -> None:
+    def finished(self, outcome: str, status: Status, seconds: float, failure: Failure | None) -> None:
         return None
 
 
@@ -167,10 +187,12 @@ class ProviderService(CsiDriverProviderBase):
         started = time.monotonic()
         trace = self._observer.started()
         if not self._accepting:
-            message = "the provider is shutting down; retry the mount once it is back"
-            await self._finish(
-                stream, trace, started, outcome=Outcome.REJECTED, status=Status.UNAVAILABLE, message=message
+            refusal = _Refusal(
+                Status.UNAVAILABLE,
+                "the provider is shutting down; retry the mount once it is back",
+                "ShuttingDown",
             )
+            await self._finish(stream, trace, started, outcome=Outcome.REJECTED, refusal=refusal)
             return
         self._in_flight += 1
         self._idle.clear()
@@ -188,25 +210,23 @@ class ProviderService(CsiDriverProviderBase):
             # A MountInput from ProviderCodec (the server uses it; see codec.py).
             request = await stream.recv_message()
             if request is None:
-                raise GRPCError(Status.INVALID_ARGUMENT, "the Mount call carried no request message")
+                raise _Refusal(
+                    Status.INVALID_ARGUMENT, "the Mount call carried no request message", "ConfigError"
+                )
             result = await self._call_handler(request, self._budget(stream), trace)
             trace.answered(result)
             await stream.send_message(self.wire.response(result))
         except GRPCError as err:
-            await self._finish(
-                stream,
-                trace,
-                started,
-                outcome=_outcome_of(err.status),
-                status=err.status,
-                message=err.message,
+            refusal = (
+                err if isinstance(err, _Refusal) else _Refusal(err.status, str(err.message), "GRPCError")
             )
+            await self._finish(stream, trace, started, outcome=_outcome_of(err.status), refusal=refusal)
             return
         except BaseException:
             # The caller went away, the server is stopping, or the stream broke.
-            trace.finished(Outcome.CANCELLED, Status.CANCELLED, time.monotonic() - started)
+            trace.finished(Outcome.CANCELLED, Status.CANCELLED, time.monotonic() - started, None)
             raise
-        await self._finish(stream, trace, started, outcome=Outcome.OK, status=Status.OK, message=None)
+        await self._finish(stream, trace, started, outcome=Outcome.OK, refusal=None)
 
     def _budget(self, stream: Stream[Any, Any]) -> float | None:
         if stream.deadline is None:
@@ -229,22 +249,22 @@ class ProviderService(CsiDriverProviderBase):
             current = asyncio.current_task()
             if work.cancelled() and current is not None and not current.cancelling():
                 # Only the work was cancelled, by abort_in_flight: the caller still gets an answer.
-                raise GRPCError(Status.UNAVAILABLE, _ABORTED_MESSAGE) from None
+                raise _Refusal(Status.UNAVAILABLE, _ABORTED_MESSAGE, "ShuttingDown") from None
             raise
         except ProviderError as err:
-            raise GRPCError(err.status, err.message) from None
-        except TimeoutError:
+            raise _Refusal(err.status, err.message, type(err).__name__) from None
+        except TimeoutError as err:
             if not timer.expired():
                 _log.exception("mount failed with an unexpected error")
-                raise GRPCError(Status.INTERNAL, _INTERNAL_MESSAGE) from None
+                raise _Refusal(Status.INTERNAL, _INTERNAL_MESSAGE, type(err).__name__) from None
             if budget is None:
                 text = f"the mount did not finish within the default mount timeout ({seconds:.1f}s)"
             else:
                 text = f"the driver's deadline passed before the mount finished ({seconds:.1f}s were left)"
-            raise GRPCError(Status.DEADLINE_EXCEEDED, text) from None
-        except Exception:
+            raise _Refusal(Status.DEADLINE_EXCEEDED, text, "DeadlineError") from None
+        except Exception as err:
             _log.exception("mount failed with an unexpected error")
-            raise GRPCError(Status.INTERNAL, _INTERNAL_MESSAGE) from None
+            raise _Refusal(Status.INTERNAL, _INTERNAL_MESSAGE, type(err).__name__) from None
         finally:
             self._work.discard(work)
 
@@ -255,10 +275,12 @@ class ProviderService(CsiDriverProviderBase):
         started: float,
         *,
         outcome: Outcome,
-        status: Status,
-        message: str | None,
+        refusal: _Refusal | None,
     ) -> None:
+        status = refusal.status if refusal is not None else Status.OK
+        message = str(refusal.message) if refusal is not None else None
         try:
             await stream.send_trailing_metadata(status=status, status_message=message)
         finally:
-            trace.finished(outcome, status, time.monotonic() - started)
+            failure = Failure(refusal.error, str(refusal.message)) if refusal is not None else None
+            trace.finished(outcome, status, time.monotonic() - started, failure)

@@ -124,6 +124,17 @@ async def test_failed_mounts_log_their_status_and_requests(
     assert (lines["web-2"]["code"], lines["web-2"]["aws_requests"]) == ("UNAVAILABLE", 2)
     assert (lines["web-3"]["code"], lines["web-3"]["aws_requests"]) == ("INVALID_ARGUMENT", 0)
     assert all(line["outcome"] == "error" for line in lines.values())
+    # Each says what failed and why, in the words the driver got (and puts in the pod's events).
+    assert all(set(line) == ACCESS_FIELDS | {"error", "message"} for line in lines.values())
+    assert {pod: line["error"] for pod, line in lines.items()} == {
+        "web-1": "NotFoundError",
+        "web-2": "UnavailableError",
+        "web-3": "ConfigError",
+    }
+    assert lines["web-1"]["message"] == missing.value.details()
+    assert '"app/none"' in lines["web-1"]["message"] and REGION in lines["web-1"]["message"]
+    assert lines["web-2"]["message"] == failing.value.details()
+    assert "bogus" in lines["web-3"]["message"]
 
 
 @pytest.mark.asyncio

@@ -43,7 +43,7 @@ from provider_aws.model import (
     SecretText,
 )
 from provider_aws.mounter import Mounter
-from provider_aws.rpc.service import Outcome
+from provider_aws.rpc.service import Failure, Outcome
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider
@@ -101,8 +101,9 @@ class RecordingObserver:
     def answered(self, result: MountResult) -> None:
         return None
 
-    def finished(self, outcome: str, status: Status, seconds: float) -> None:
+    def finished(self, outcome: str, status: Status, seconds: float, failure: Failure | None) -> None:
         assert seconds >= 0
+        assert (failure is None) == (status is Status.OK or outcome == "cancelled")
         self.ends.append((outcome, status))
         self.ended.set()
 
