@@ -38,6 +38,7 @@ class Provider:
     identity_stats: IdentityStats
     rotation_stats: RotationStats
     call_stats: CallStats
+    values: ValueCache
 
 
 @asynccontextmanager
@@ -70,6 +71,7 @@ async def build_provider(
             stats,
             rotation.stats,
             shared.stats,
+            rotation.values,
         )
     finally:
         expiry.cancel()
@@ -100,5 +102,5 @@ async def observed_provider(settings: Settings, *, kube: KubeApi | None = None) 
     observer = Observer(metrics)
     async with build_provider(settings, kube=kube, aws_observer=observer) as provider:
         metrics.watch_identity(provider.identity_stats)
-        metrics.watch_rotation(provider.rotation_stats, provider.call_stats)
+        metrics.watch_rotation(provider.rotation_stats, provider.call_stats, provider.values)
         yield Observed(provider, metrics, observer, provider.mounter)

@@ -6,6 +6,7 @@ say what to fix and never contain a secret value or a token.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -13,11 +14,13 @@ from grpclib import Status
 
 __all__ = [
     "AccessDeniedError",
+    "CallOutcome",
     "ConfigError",
     "DeadlineError",
     "NotFoundError",
     "PreconditionError",
     "ProviderError",
+    "ThrottledError",
     "UnavailableError",
 ]
 
@@ -66,5 +69,38 @@ class UnavailableError(ProviderError):
     status = Status.UNAVAILABLE
 
 
+class ThrottledError(UnavailableError):
+    """A quota was exceeded (HTTP 429, an AWS throttling code) and retries did not get through."""
+
+
 class DeadlineError(ProviderError):
     status = Status.DEADLINE_EXCEEDED
+
+
+class CallOutcome(enum.StrEnum):
+    """How one call to AWS, STS, the Pod Identity agent or Kubernetes ended: the `outcome` label
+    of their metrics, a small fixed set."""
+
+    OK = "ok"
+    THROTTLED = "throttled"
+    DENIED = "denied"
+    ERROR = "error"
+
+    @classmethod
+    def of_http(cls, status: int | None) -> CallOutcome:
+        """An HTTP answer's class; None: no answer came back."""
+        if status is not None and 200 <= status < 300:
+            return cls.OK
+        if status == 429:
+            return cls.THROTTLED
+        if status in (401, 403):
+            return cls.DENIED
+        return cls.ERROR
+
+    @classmethod
+    def of_error(cls, error: BaseException) -> CallOutcome:
+        if isinstance(error, ThrottledError):
+            return cls.THROTTLED
+        if isinstance(error, AccessDeniedError):
+            return cls.DENIED
+        return cls.ERROR

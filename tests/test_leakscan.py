@@ -14,7 +14,7 @@ import structlog
 from grpclib import GRPCError, Status
 
 from provider_aws.app import observed_provider
-from provider_aws.errors import ConfigError
+from provider_aws.errors import CallOutcome, ConfigError
 from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
@@ -46,7 +46,7 @@ def test_a_value_in_a_metrics_body_is_found(monkeypatch: pytest.MonkeyPatch) -> 
     scan.add_value("planted secret", PLANTED)
     install(scan, monkeypatch, "unit", None)
     metrics = Metrics()
-    metrics.aws_call(PLANTED, "GetSecretValue", "ok")
+    metrics.aws_call(PLANTED, "GetSecretValue", "success", CallOutcome.OK, 0.01)
     assert PLANTED in metrics.exposition().decode()
     assert [(hit.label, hit.source) for hit in scan.scan()] == [("planted secret", "unit /metrics")]
 

@@ -8,6 +8,7 @@ A name counts when it starts with a top-level folder of the repository (`manifes
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,17 @@ GENERATED = frozenset({"build", ".venv", "dist"})
 TOP_LEVEL = frozenset(
     path.name for path in ROOT.iterdir() if path.is_dir() and path.name not in {*GENERATED, ".git"}
 )
-PARTS = frozenset(path.stem for path in PACKAGE.iterdir() if not path.name.startswith("_")) - {"py"}
+# provider_aws's subpackages, which the README names paths from (`aws/clients.py`).
+SUBPACKAGES = frozenset(
+    path.name for path in PACKAGE.iterdir() if path.is_dir() and not path.name.startswith("_")
+)
+# A bare file name (`mounter.py`) must be the name of some file of the repository.
+FILE_NAMES = frozenset(
+    Path(line).name
+    for line in subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+)
 # A path-like word: letters, digits and ._-*/ with at least one slash, or a Python file name; `*` globs.
 WORD = re.compile(r"(?<![\w./:*-])([\w.*-]+(?:/[\w.*-]*)+|[\w-]+\.py)(?![\w/])")
 
@@ -31,12 +42,14 @@ def named_paths(text: str) -> set[str]:
     for piece in code:
         for word in WORD.findall(piece):
             first = word.split("/")[0]
-            if first in TOP_LEVEL or first in PARTS or first.removesuffix(".py") in PARTS:
+            if first in TOP_LEVEL or first in SUBPACKAGES if "/" in word else word.endswith(".py"):
                 found.add(word.rstrip("."))
     return found
 
 
 def resolves(word: str) -> bool:
+    if "/" not in word:
+        return word in FILE_NAMES
     if "*" in word:
         return any(ROOT.glob(word)) or any(PACKAGE.glob(word))
     return (ROOT / word).exists() or (PACKAGE / word).exists()
@@ -51,10 +64,11 @@ def test_every_repository_path_named_exists(document: str) -> None:
 
 
 def test_the_check_sees_what_it_should() -> None:
-    text = "`manifests/base/pod.yaml`, `aws/clients.py`, `mount.py`, ```kubectl apply -k manifests/nope```"
-    assert named_paths(text) == {"manifests/base/pod.yaml", "aws/clients.py", "mount.py", "manifests/nope"}
+    text = "`manifests/base/pod.yaml`, `aws/clients.py`, `mounter.py`, ```kubectl apply -k manifests/nope```"
+    assert named_paths(text) == {"manifests/base/pod.yaml", "aws/clients.py", "mounter.py", "manifests/nope"}
     assert not resolves("manifests/nope") and resolves("aws/clients.py")
+    assert resolves("mounter.py") and not resolves("mount.py")
     assert resolves("tests/request/test_parse*.py") and not resolves("tests/test_parse*.py")
     # URLs, Kubernetes names, host paths and generated places are not repository paths
-    others = "`https://x.io/a/b` `eks.amazonaws.com/role-arn` `/run/x/a.sock` `build/bin/helm` `.venv/bin`"
+    others = "`https://x.io/a/b` `eks.amazonaws.com/role-arn` `/run/x/a.sock` `build/bin/helm` `app/db`"
     assert named_paths(others) == set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from provider_aws.errors import CallOutcome
 from provider_aws.model import SecretText
 
 __all__ = ["AwsCaller", "CallObserver", "Credentials"]
@@ -33,4 +34,6 @@ class AwsCaller(Protocol):
 
 
 class CallObserver(Protocol):
-    def aws_call(self, service: str, operation: str, outcome: str) -> None: ...
+    def aws_call(self, service: str, operation: str, code: str, outcome: CallOutcome, seconds: float) -> None:
+        """One finished AWS call: `code` is "success" or the AWS error code, `outcome` its class."""
+        ...

@@ -6,6 +6,7 @@ and its failure classified (errors.py). One client per (service, region) serves 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from provider_aws.aws.caller import CallObserver, Credentials
 from provider_aws.aws.errors import classify
 from provider_aws.aws.signing import PLACEHOLDER_KEY, sign_as_caller, signing_as
 from provider_aws.aws.tally import count_send
+from provider_aws.errors import CallOutcome
 from provider_aws.settings import Settings
 
 __all__ = ["AwsClients"]
@@ -80,19 +82,20 @@ class AwsClients:
         attempts = max(1, self.attempts.get(operation, self.settings.aws_max_attempts))
         async with self._lease((service, region, credentials is not None, attempts)) as client, self._limit:
             method: Callable[..., Any] = getattr(client, operation)
+            started = time.monotonic()
             try:
                 with signing_as(credentials):
                     response: dict[str, Any] = await method(**params)
             except (ClientError, BotoCoreError) as error:
                 failure = classify(service, operation, error)
-                self._observe(service, operation, failure.code)
+                self._observe(service, operation, failure.code, failure.outcome, started)
                 raise failure from None
-            self._observe(service, operation, "success")
+            self._observe(service, operation, "success", CallOutcome.OK, started)
             return response
 
-    def _observe(self, service: str, operation: str, outcome: str) -> None:
+    def _observe(self, service: str, operation: str, code: str, outcome: CallOutcome, started: float) -> None:
         if self.observer is not None:
-            self.observer.aws_call(service, operation, outcome)
+            self.observer.aws_call(service, operation, code, outcome, time.monotonic() - started)
 
     @asynccontextmanager
     async def _lease(self, key: _ClientKey) -> AsyncIterator[Any]:

@@ -6,10 +6,12 @@
     │     .throttled                a quota was exceeded (THROTTLING_CODES or HTTP 429)
     │     .retriable                server-side or network: worth the failover region
     │     .refused                  the caller may not call this (ACCESS_DENIED_CODES)
+    │     .outcome                  throttled, denied or error: the metrics' outcome label
     └── ProviderError (errors.py)   what a Mount answers, with its gRPC status
           ├── NotFoundError         not found: objectName, version or label
           ├── AccessDeniedError     IAM or KMS policy, or STS trust policy
-          ├── UnavailableError      throttled, 5xx, network: the driver retries
+          ├── UnavailableError      5xx, network: the driver retries
+          │     └── ThrottledError  throttled after retries
           ├── ConfigError           AWS rejected the request's parameters
           └── PreconditionError     any other refusal
 
@@ -32,10 +34,12 @@ from botocore.exceptions import (
 from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.errors import (
     AccessDeniedError,
+    CallOutcome,
     ConfigError,
     NotFoundError,
     PreconditionError,
     ProviderError,
+    ThrottledError,
     UnavailableError,
 )
 from provider_aws.model import SecretText
@@ -113,6 +117,12 @@ class AwsCallError(Exception):
     def refused(self) -> bool:
         return self.code in ACCESS_DENIED_CODES
 
+    @property
+    def outcome(self) -> CallOutcome:
+        if self.throttled:
+            return CallOutcome.THROTTLED
+        return CallOutcome.DENIED if self.code in _DENIED else CallOutcome.ERROR
+
     def __str__(self) -> str:
         return f"{self.service} {self.operation} failed: {self.code}"
 
@@ -158,7 +168,7 @@ def to_provider_error(error: AwsCallError, what: str, region: str) -> ProviderEr
             f"access to {where} was denied ({error.code}): check {hint} of the pod's role"
         )
     if error.throttled:
-        return UnavailableError(f"AWS throttled requests for {where} ({error.code}); retries were exhausted")
+        return ThrottledError(f"AWS throttled requests for {where} ({error.code}); retries were exhausted")
     if error.retriable:
         return UnavailableError(f"could not fetch {where}: {error.code} ({error.detail or 'no detail'})")
     if error.code in _INVALID:
@@ -176,6 +186,8 @@ def sts_error(error: AwsCallError, who: str, region: str, token: SecretText) -> 
         return UnavailableError(f"STS in {region} is unreachable while assuming {who} ({error.code})")
     detail = token.redact_in(error.detail)[:200]
     text = f"STS in {region} refused to assume {who}: {error.code}" + (f" ({detail})" if detail else "")
-    if error.retriable or error.throttled or error.code in _STS_TRANSIENT:
+    if error.throttled:
+        return ThrottledError(text)
+    if error.retriable or error.code in _STS_TRANSIENT:
         return UnavailableError(text)
     return AccessDeniedError(text + "; check the role's trust policy for this ServiceAccount")

@@ -27,8 +27,8 @@ from provider_aws.attributes import IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE, ROLE_A
 from provider_aws.aws.caller import AwsCaller
 from provider_aws.aws.errors import AwsCallError, sts_error
 from provider_aws.cache import CachingLoader, Clock
-from provider_aws.errors import AccessDeniedError, PreconditionError
-from provider_aws.identity.kube import KubeApi
+from provider_aws.errors import AccessDeniedError, CallOutcome, PreconditionError
+from provider_aws.identity.kube import KubeApi, OutcomeCounts, counted
 from provider_aws.identity.podidentity import PodIdentityAgent
 from provider_aws.model import MountPlan, PodInfo, SecretText, StaticCredentials
 from provider_aws.settings import Settings
@@ -72,12 +72,12 @@ class AwsCredentials:
 class IdentityStats:
     """Call counters for metrics; mutable on purpose, one instance per process."""
 
-    # Kubernetes GETs by resource: "serviceaccounts", "pods", "nodes".
-    kube_gets: Counter[str] = field(default_factory=Counter)
-    # STS AssumeRoleWithWebIdentity calls by region.
-    sts_calls: Counter[str] = field(default_factory=Counter)
-    # Requests to the Pod Identity agent by address family ("ipv4", "ipv6").
-    agent_calls: Counter[str] = field(default_factory=Counter)
+    # Kubernetes GETs by resource ("serviceaccounts", "pods", "nodes") and outcome.
+    kube_gets: OutcomeCounts = field(default_factory=Counter)
+    # STS AssumeRoleWithWebIdentity calls by region and outcome.
+    sts_calls: OutcomeCounts = field(default_factory=Counter)
+    # Requests to the Pod Identity agent by address family ("ipv4", "ipv6") and outcome.
+    agent_calls: OutcomeCounts = field(default_factory=Counter)
     credential_requests: int = 0
     # Answered from the credential / ServiceAccount caches, or by joining an identical call in flight.
     credential_cache_hits: int = 0
@@ -219,8 +219,11 @@ class IdentityProvider:
 
     async def _role_arn(self, namespace: str, name: str) -> str:
         async def load() -> tuple[_Account, float]:
-            self.stats.kube_gets["serviceaccounts"] += 1
-            annotations = await self._kube.service_account_annotations(namespace, name)
+            annotations = await counted(
+                self.stats.kube_gets,
+                "serviceaccounts",
+                self._kube.service_account_annotations(namespace, name),
+            )
             role = annotations.get(ROLE_ARN_ANNOTATION, "").strip()
             return _Account(role or None), self._settings.service_account_ttl
 
@@ -236,7 +239,6 @@ class IdentityProvider:
         self, role_arn: str, token: SecretText, region: str, pod: PodInfo, identity: str
     ) -> AwsCredentials:
         who = f"role {role_arn} for service account {pod.service_account} (namespace: {pod.namespace})"
-        self.stats.sts_calls[region] += 1
         try:
             answer = await self._clients.call(
                 "sts",
@@ -248,7 +250,10 @@ class IdentityProvider:
                 WebIdentityToken=token.reveal(),
             )
         except AwsCallError as error:
-            raise sts_error(error, who, region, token) from None
+            refusal = sts_error(error, who, region, token)
+            self.stats.sts_calls[(region, CallOutcome.of_error(refusal))] += 1
+            raise refusal from None
+        self.stats.sts_calls[(region, CallOutcome.OK)] += 1
         found = answer["Credentials"]
         _log.debug("sts exchange", identity=identity, region=region)
         return AwsCredentials(

@@ -7,17 +7,41 @@ cluster (static credentials and a region parameter) runs without any kubeconfig.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import Protocol
+from collections import Counter
+from collections.abc import Awaitable, Mapping
+from typing import Protocol, TypeVar
 
 import httpx2
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.resources.core_v1 import Node, Pod, ServiceAccount
 
-from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
+from provider_aws.errors import (
+    AccessDeniedError,
+    CallOutcome,
+    NotFoundError,
+    PreconditionError,
+    ThrottledError,
+    UnavailableError,
+)
 
-__all__ = ["KubeApi", "LightkubeApi"]
+__all__ = ["KubeApi", "LightkubeApi", "OutcomeCounts", "counted"]
+
+_T = TypeVar("_T")
+# Calls by (what was called: a resource, region or address family; how it ended).
+OutcomeCounts = Counter[tuple[str, str]]
+
+
+async def counted(counts: OutcomeCounts, what: str, call: Awaitable[_T]) -> _T:
+    """Await `call`, counting it under `what` with its outcome (a failure's from its class)."""
+    try:
+        result = await call
+    except Exception as error:
+        counts[(what, CallOutcome.of_error(error))] += 1
+        raise
+    counts[(what, CallOutcome.OK)] += 1
+    return result
+
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -89,18 +113,18 @@ def _translate(error: httpx2.HTTPError, what: str, resource: str) -> Exception:
     """Kubernetes failures as ProviderErrors that say what to fix."""
     if isinstance(error, ApiError):
         code = error.status.code or 0
-        if code == 404:
-            return NotFoundError(f"{what} not found")
-        if code in (401, 403):
-            return AccessDeniedError(
-                f"the Kubernetes API refused to let the provider get {what}: "
-                f"grant its ServiceAccount `get` on {resource} (HTTP {code})"
-            )
-        return UnavailableError(f"the Kubernetes API failed to return {what} (HTTP {code})")
-    if isinstance(error, httpx2.HTTPStatusError):
-        status = error.response.status_code
-        if status == 404:
-            return NotFoundError(f"{what} not found")
-        return UnavailableError(f"the Kubernetes API failed to return {what} (HTTP {status})")
-    reason = type(error).__name__
-    return UnavailableError(f"the Kubernetes API is unreachable while getting {what} ({reason})")
+    elif isinstance(error, httpx2.HTTPStatusError):
+        code = error.response.status_code
+    else:
+        reason = type(error).__name__
+        return UnavailableError(f"the Kubernetes API is unreachable while getting {what} ({reason})")
+    if code == 404:
+        return NotFoundError(f"{what} not found")
+    if code in (401, 403):
+        return AccessDeniedError(
+            f"the Kubernetes API refused to let the provider get {what}: "
+            f"grant its ServiceAccount `get` on {resource} (HTTP {code})"
+        )
+    if code == 429:
+        return ThrottledError(f"the Kubernetes API throttled the provider getting {what} (HTTP 429)")
+    return UnavailableError(f"the Kubernetes API failed to return {what} (HTTP {code})")

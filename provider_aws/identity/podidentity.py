@@ -17,7 +17,7 @@ import aiohttp
 import structlog
 
 from provider_aws.attributes import POD_IDENTITY_AUDIENCE
-from provider_aws.errors import AccessDeniedError, UnavailableError
+from provider_aws.errors import AccessDeniedError, CallOutcome, UnavailableError
 from provider_aws.model import AddressPreference, SecretText
 from provider_aws.settings import Settings
 
@@ -40,9 +40,10 @@ class _Unreachable(Exception):
 
 
 class PodIdentityAgent:
-    def __init__(self, settings: Settings, calls: Counter[str] | None = None) -> None:
+    def __init__(self, settings: Settings, calls: Counter[tuple[str, str]] | None = None) -> None:
         self._settings = settings
-        self.calls: Counter[str] = calls if calls is not None else Counter()
+        # Requests by (address family, outcome).
+        self.calls: Counter[tuple[str, str]] = calls if calls is not None else Counter()
         self._session: aiohttp.ClientSession | None = None
 
     def _urls(self, preference: AddressPreference) -> tuple[tuple[str, str], ...]:
@@ -71,7 +72,6 @@ class PodIdentityAgent:
     async def _fetch_from(self, family: str, url: str, token: SecretText, who: str) -> AgentCredentials:
         if self._session is None:
             self._session = aiohttp.ClientSession(trust_env=False)
-        self.calls[family] += 1
         timeout = aiohttp.ClientTimeout(total=self._settings.pod_identity_timeout)
         try:
             async with self._session.get(
@@ -80,7 +80,9 @@ class PodIdentityAgent:
                 status = response.status
                 body = await response.text(errors="replace")
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            self.calls[(family, CallOutcome.ERROR)] += 1
             raise _Unreachable(type(error).__name__) from None
+        self.calls[(family, CallOutcome.of_http(status))] += 1
         if status >= 500:
             raise _Unreachable(f"HTTP {status} {_detail(body, token)}".rstrip())
         if status != 200:

@@ -12,7 +12,7 @@ from collections import Counter
 
 from provider_aws.cache import CachingLoader
 from provider_aws.errors import ConfigError, PreconditionError, ProviderError
-from provider_aws.identity.kube import KubeApi
+from provider_aws.identity.kube import KubeApi, OutcomeCounts, counted
 from provider_aws.model import MountPlan
 from provider_aws.settings import Settings
 
@@ -25,11 +25,11 @@ _FOREVER = float("inf")
 
 
 class RegionResolver:
-    def __init__(self, settings: Settings, kube: KubeApi, kube_gets: Counter[str] | None = None) -> None:
+    def __init__(self, settings: Settings, kube: KubeApi, kube_gets: OutcomeCounts | None = None) -> None:
         self._settings = settings
         self._kube = kube
         # Kubernetes GETs by resource, counted into the counter the caller passes (metrics').
-        self.kube_gets: Counter[str] = kube_gets if kube_gets is not None else Counter()
+        self.kube_gets: OutcomeCounts = kube_gets if kube_gets is not None else Counter()
         # node name -> region label ("" when the node has none; such answers are not kept)
         self._node_regions: CachingLoader[str, str] = CachingLoader(_MAX_ENTRIES)
         # pod UID (or namespace/name) -> node name
@@ -55,8 +55,7 @@ class RegionResolver:
 
     async def _node_region(self, node: str) -> str:
         async def load() -> tuple[str, float]:
-            self.kube_gets["nodes"] += 1
-            labels = await self._kube.node_labels(node)
+            labels = await counted(self.kube_gets, "nodes", self._kube.node_labels(node))
             region = labels.get(REGION_LABEL, "")
             return region, (_FOREVER if region else 0.0)
 
@@ -66,8 +65,7 @@ class RegionResolver:
         pod = plan.pod
 
         async def load() -> tuple[str, float]:
-            self.kube_gets["pods"] += 1
-            node = await self._kube.pod_node_name(pod.namespace, pod.name)
+            node = await counted(self.kube_gets, "pods", self._kube.pod_node_name(pod.namespace, pod.name))
             return node or "", (_FOREVER if node else 0.0)
 
         try:

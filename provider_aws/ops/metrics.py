@@ -12,31 +12,35 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from grpclib import Status
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from provider_aws import __version__
-from provider_aws.aws.rotation import RotationStats
+from provider_aws.aws.rotation import RotationStats, ValueCache
 from provider_aws.aws.sharing import CallStats
+from provider_aws.errors import CallOutcome
 from provider_aws.identity.credentials import IdentityStats
 
-__all__ = ["MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "RotationCollector"]
+__all__ = ["AWS_BUCKETS", "MOUNT_BUCKETS", "PREFIX", "IdentityCollector", "Metrics", "RotationCollector"]
 
 PREFIX = "provider_aws_"
 # A Mount answers from cache in milliseconds, from AWS in tens to hundreds, and the driver's
 # default deadline is a few seconds; the buckets cover that range.
 MOUNT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# One AWS call, botocore's retries included: tens of milliseconds in region, up to the read timeout.
+AWS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 def _counter(name: str, help_text: str, value: int) -> CounterMetricFamily:
     return CounterMetricFamily(f"{PREFIX}{name}", help_text, value=value)
 
 
-def _labelled(name: str, help_text: str, label: str, counts: Mapping[str, int]) -> CounterMetricFamily:
-    family = CounterMetricFamily(f"{PREFIX}{name}", help_text, labels=[label])
-    for key, count in sorted(counts.items()):
-        family.add_metric([key], count)
+def _by_outcome(name: str, help_text: str, label: str, counts: Mapping[tuple[str, str], int]) -> Metric:
+    """A counter of calls by `label` and outcome (ok, throttled, denied, error)."""
+    family = CounterMetricFamily(f"{PREFIX}{name}", help_text, labels=[label, "outcome"])
+    for (key, outcome), count in sorted(counts.items()):
+        family.add_metric([key, str(outcome)], count)
     return family
 
 
@@ -48,18 +52,21 @@ class IdentityCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
-        yield _labelled(
-            "kubernetes_requests", "Kubernetes API GET requests, by resource.", "resource", stats.kube_gets
+        yield _by_outcome(
+            "kubernetes_requests",
+            "Kubernetes API GET requests, by resource and outcome.",
+            "resource",
+            stats.kube_gets,
         )
-        yield _labelled(
+        yield _by_outcome(
             "sts_requests",
-            "STS AssumeRoleWithWebIdentity calls (IRSA), by region.",
+            "STS AssumeRoleWithWebIdentity calls (IRSA), by region and outcome.",
             "region",
             stats.sts_calls,
         )
-        yield _labelled(
+        yield _by_outcome(
             "pod_identity_agent_requests",
-            "Requests to the EKS Pod Identity agent, by address family.",
+            "Requests to the EKS Pod Identity agent, by address family and outcome.",
             "family",
             stats.agent_calls,
         )
@@ -91,39 +98,72 @@ class IdentityCollector(Collector):
 
 
 class RotationCollector(Collector):
-    """The AWS layer's rotation and sharing counters, read from its live `RotationStats` and
-    `CallStats` (all under `rotation_`: the metric names predate the split)."""
+    """The AWS layer's rotation, sharing and value cache figures, read from its live
+    `RotationStats`, `CallStats` and `ValueCache` when scraped. `rotation_` names count rotation
+    polls only; the sharing counters count first Mounts and polls alike."""
 
-    def __init__(self, stats: RotationStats, calls: CallStats) -> None:
+    def __init__(self, stats: RotationStats, calls: CallStats, values: ValueCache) -> None:
         self._stats = stats
         self._calls = calls
+        self._values = values
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
         calls = self._calls
         for name, help_text, value in (
-            ("checks", "Secrets Manager objects whose version a rotation poll decided.", stats.checks),
-            ("changed", "Objects whose version to serve differed from the mounted one.", stats.changed),
-            ("value_cache_hits", "Secret values answered from the value cache.", stats.value_cache_hits),
             (
-                "value_cache_misses",
-                "Secret values looked up in the value cache and not found.",
+                "rotation_polls",
+                "Mounts that carried the versions mounted before (rotation polls).",
+                stats.polls,
+            ),
+            (
+                "rotation_checks",
+                "Secrets Manager objects whose version a rotation poll decided.",
+                stats.checks,
+            ),
+            (
+                "rotation_changed",
+                "Objects of polls whose version to serve differed from the mounted one.",
+                stats.changed,
+            ),
+            (
+                "rotation_value_cache_hits",
+                "Objects of polls answered from the value cache.",
+                stats.value_cache_hits,
+            ),
+            (
+                "rotation_value_cache_misses",
+                "Objects of polls the value cache did not hold (fetched).",
                 stats.value_cache_misses,
             ),
             (
-                "coalesced",
+                "rotation_describes",
+                "DescribeSecret requests sent to AWS (by rotation polls).",
+                calls.describes,
+            ),
+            (
+                "shared_calls",
                 "AWS calls answered by an identical call in flight or within the coalesce window.",
                 calls.coalesced,
             ),
             (
-                "fetches",
+                "value_requests",
                 "Value requests (BatchGetSecretValue, GetSecretValue, GetParameters) sent to AWS.",
                 calls.fetches,
             ),
-            ("describes", "DescribeSecret requests sent to AWS.", calls.describes),
-            ("polls", "Mounts that carried the versions mounted before (rotation polls).", stats.polls),
         ):
-            yield _counter(f"rotation_{name}", help_text, value)
+            yield _counter(name, help_text, value)
+        values = self._values
+        yield GaugeMetricFamily(
+            f"{PREFIX}value_cache_entries",
+            "Secret values held by the rotation value cache.",
+            value=len(values),
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}value_cache_bytes",
+            "Memory the rotation value cache accounts for its values and keys, in bytes.",
+            value=values.size_bytes,
+        )
 
 
 class Metrics:
@@ -156,6 +196,16 @@ class Metrics:
             ["service", "operation", "outcome"],
             registry=self.registry,
         )
+        self.aws_request_duration = Histogram(
+            f"{PREFIX}aws_request_duration_seconds",
+            "Time of AWS API calls (Secrets Manager, SSM, STS; botocore's retries included), by "
+            "service, operation and outcome (ok, throttled, denied, error).",
+            ["service", "operation", "outcome"],
+            buckets=AWS_BUCKETS,
+            registry=self.registry,
+        )
+        # process_*: CPU seconds, resident and virtual memory, open file descriptors, start time.
+        ProcessCollector(registry=self.registry)
         build = Gauge(
             f"{PREFIX}build_info",
             "Always 1; the labels name the running build.",
@@ -175,14 +225,17 @@ class Metrics:
         self.mount_duration.labels(**labels).observe(seconds)
 
     # caller.CallObserver
-    def aws_call(self, service: str, operation: str, outcome: str) -> None:
-        self.aws_requests.labels(service=service, operation=operation, outcome=outcome).inc()
+    def aws_call(self, service: str, operation: str, code: str, outcome: CallOutcome, seconds: float) -> None:
+        self.aws_requests.labels(service=service, operation=operation, outcome=code).inc()
+        self.aws_request_duration.labels(service=service, operation=operation, outcome=str(outcome)).observe(
+            seconds
+        )
 
     def watch_identity(self, stats: IdentityStats) -> None:
         self.registry.register(IdentityCollector(stats))
 
-    def watch_rotation(self, stats: RotationStats, calls: CallStats) -> None:
-        self.registry.register(RotationCollector(stats, calls))
+    def watch_rotation(self, stats: RotationStats, calls: CallStats, values: ValueCache) -> None:
+        self.registry.register(RotationCollector(stats, calls, values))
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

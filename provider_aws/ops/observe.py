@@ -23,6 +23,7 @@ from grpclib import Status
 
 from provider_aws.attributes import POD_NAME, POD_NAMESPACE, SERVICE_ACCOUNT
 from provider_aws.aws.tally import RequestTally, tally_requests
+from provider_aws.errors import CallOutcome
 from provider_aws.model import MountInput, MountResult
 from provider_aws.ops.metrics import Metrics
 from provider_aws.rpc.service import Failure
@@ -99,5 +100,5 @@ class Observer:
         self.metrics.started()
         return AccessRecord(self.metrics)
 
-    def aws_call(self, service: str, operation: str, outcome: str) -> None:
-        self.metrics.aws_call(service, operation, outcome)
+    def aws_call(self, service: str, operation: str, code: str, outcome: CallOutcome, seconds: float) -> None:
+        self.metrics.aws_call(service, operation, code, outcome, seconds)

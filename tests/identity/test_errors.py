@@ -11,7 +11,13 @@ import pytest_asyncio
 from structlog.testing import capture_logs
 
 from provider_aws.attributes import ROLE_ARN_ANNOTATION
-from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
+from provider_aws.errors import (
+    AccessDeniedError,
+    NotFoundError,
+    PreconditionError,
+    ThrottledError,
+    UnavailableError,
+)
 from provider_aws.identity.credentials import IdentityProvider, role_session_name
 from provider_aws.identity.kube import LightkubeApi
 from provider_aws.model import PodInfo, SecretText, StaticCredentials
@@ -98,6 +104,17 @@ async def test_forbidden_service_account_read_is_permission_denied(
     cluster.state.faults["serviceaccounts"] = 403
     with pytest.raises(AccessDeniedError, match="get` on serviceaccounts"):
         await identities.credentials_for(make_plan(), "us-east-1")
+    assert identities.stats.kube_gets == {("serviceaccounts", "denied"): 1}
+
+
+@pytest.mark.asyncio
+async def test_throttled_kubernetes_api_is_counted_and_said(
+    identities: IdentityProvider, cluster: FakeKubeApi
+) -> None:
+    cluster.state.faults["serviceaccounts"] = 429
+    with pytest.raises(ThrottledError, match="throttled the provider getting ServiceAccount"):
+        await identities.credentials_for(make_plan(), "us-east-1")
+    assert identities.stats.kube_gets == {("serviceaccounts", "throttled"): 1}
 
 
 @pytest.mark.asyncio
@@ -111,6 +128,8 @@ async def test_failing_kubernetes_api_is_unavailable(
     del cluster.state.faults["serviceaccounts"]
     assert (await identities.credentials_for(make_plan(), "us-east-1")).identity.startswith("irsa:")
     assert cluster.state.gets == {"serviceaccounts": 2}
+    assert identities.stats.kube_gets == {("serviceaccounts", "error"): 1, ("serviceaccounts", "ok"): 1}
+    assert identities.stats.sts_calls == {("us-east-1", "ok"): 1}
 
 
 @pytest.mark.asyncio
@@ -144,6 +163,7 @@ async def test_sts_refusal_names_role_and_service_account(
     assert token not in message  # the relay echoes the token in its error message
     assert all(token not in repr(entry) for entry in logs)
     assert len(relay.state.exchanges) == 1  # a refusal is not retried
+    assert identities.stats.sts_calls == {("us-east-1", "denied"): 1}
 
 
 @pytest.mark.asyncio
@@ -154,6 +174,7 @@ async def test_sts_server_error_is_unavailable_after_bounded_retries(
     with pytest.raises(UnavailableError, match="ServiceUnavailable"):
         await identities.credentials_for(make_plan(), "us-east-1")
     assert len(relay.state.exchanges) == 2  # aws_max_attempts
+    assert identities.stats.sts_calls == {("us-east-1", "error"): 1}  # one call, botocore's retries inside
 
 
 @pytest.mark.asyncio

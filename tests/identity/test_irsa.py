@@ -90,8 +90,8 @@ async def test_100_mounts_of_one_service_account(
     assert {creds[0].access_key_id for creds in results} == {results[0][0].access_key_id}
     assert cluster.state.gets == {"serviceaccounts": 1, "nodes": 1}  # node read once, no pod GET
     assert aws.count(operation=ASSUME) == 2
-    assert identities.stats.sts_calls == {"eu-west-1": 1, "us-east-1": 1}
-    assert identities.stats.kube_gets == {"serviceaccounts": 1, "nodes": 1}
+    assert identities.stats.sts_calls == {("eu-west-1", "ok"): 1, ("us-east-1", "ok"): 1}
+    assert identities.stats.kube_gets == {("serviceaccounts", "ok"): 1, ("nodes", "ok"): 1}
 
 
 @pytest.mark.asyncio
@@ -104,7 +104,7 @@ async def test_100_mounts_over_10_service_accounts(
     assert len({c.identity for c in results}) == 10
     assert cluster.state.gets == {"serviceaccounts": 10}
     assert aws.count(operation=ASSUME) == 20
-    assert identities.stats.sts_calls == {"us-east-1": 10, "eu-west-1": 10}
+    assert identities.stats.sts_calls == {("us-east-1", "ok"): 10, ("eu-west-1", "ok"): 10}
     for result, (plan, _region) in zip(results, [(p, r) for p in plans for r in REGIONS], strict=True):
         assert result.identity == f"irsa:team-a/{plan.pod.service_account}:{ROLE}"
 

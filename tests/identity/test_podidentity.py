@@ -97,7 +97,7 @@ async def test_100_concurrent_mounts_make_one_agent_request(
         results = await asyncio.wait_for(asyncio.gather(*calls), timeout=30)
     assert {c.access_key_id for c in results} == {"ASIASHARED"}
     assert ipv4.state.requests == 1
-    assert identities.stats.agent_calls == {"ipv4": 1}
+    assert identities.stats.agent_calls == {("ipv4", "ok"): 1}
 
 
 @pytest.mark.asyncio
@@ -123,7 +123,7 @@ async def test_auto_falls_back_to_ipv6_when_ipv4_is_closed(
     async with provider(kube, closed_port_url("127.0.0.1"), ipv6.url) as identities:
         got = await identities.credentials_for(plan, "us-east-1")
     assert got.access_key_id == "ASIAVIAIPV6"
-    assert identities.stats.agent_calls == {"ipv4": 1, "ipv6": 1}
+    assert identities.stats.agent_calls == {("ipv4", "error"): 1, ("ipv6", "ok"): 1}  # closed port
 
 
 @pytest.mark.asyncio
@@ -183,6 +183,7 @@ async def test_refused_token_is_permission_denied_without_the_token(
     assert "ServiceAccount app (namespace: team-a)" in message and "HTTP 403" in message
     assert token_of(plan) not in message  # the fake agent echoes the token; we must not
     assert ipv6.state.requests == 0  # a refusal is final, the other address is not asked
+    assert identities.stats.agent_calls == {("ipv4", "denied"): 1}
 
 
 @pytest.mark.asyncio
@@ -190,6 +191,7 @@ async def test_unreachable_agent_is_unavailable(kube: LightkubeApi) -> None:
     async with provider(kube, closed_port_url("127.0.0.1"), closed_port_url("::1")) as identities:
         with pytest.raises(UnavailableError, match="eks-pod-identity-agent runs on this node"):
             await identities.credentials_for(make_plan(use_pod_identity=True), "us-east-1")
+    assert identities.stats.agent_calls == {("ipv4", "error"): 1, ("ipv6", "error"): 1}
 
 
 @pytest.mark.asyncio

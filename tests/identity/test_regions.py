@@ -56,7 +56,7 @@ async def test_own_node_label_is_read_once_for_all_mounts(cluster: FakeKubeApi, 
     assert set(answers) == {"eu-west-1"}
     assert await regions.region_for(make_plan(pod="later")) == "eu-west-1"
     assert dict(cluster.state.gets) == {"nodes": 1}
-    assert regions.kube_gets == {"nodes": 1}
+    assert regions.kube_gets == {("nodes", "ok"): 1}
 
 
 @pytest.mark.asyncio

@@ -156,7 +156,9 @@ async def test_serve_command_runs_the_endpoint_until_sigterm(
             assert status == 200
             assert "provider_aws_build_info{" in text
             assert "# TYPE provider_aws_kubernetes_requests_total counter" in text
-            assert "# TYPE provider_aws_rotation_coalesced_total counter" in text
+            assert "# TYPE provider_aws_shared_calls_total counter" in text
+            assert "# TYPE provider_aws_aws_request_duration_seconds histogram" in text
+            assert "process_resident_memory_bytes " in text
             child.send(signal.SIGTERM)
             assert await child.exit_status(WAIT_LIMIT) == 0
     assert not (socket_dir / "aws.sock").exists()

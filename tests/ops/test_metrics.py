@@ -13,10 +13,12 @@ import pytest_asyncio
 
 from provider_aws import __version__
 from provider_aws.app import observed_provider
-from provider_aws.aws.rotation import RotationStats
+from provider_aws.aws.rotation import RotationStats, ValueCache, ValueKey
 from provider_aws.aws.sharing import CallStats
+from provider_aws.errors import CallOutcome
 from provider_aws.identity.credentials import IdentityStats
 from provider_aws.identity.regions import REGION_LABEL
+from provider_aws.model import SecretBytes
 from provider_aws.ops.health import health_endpoint
 from provider_aws.ops.metrics import Metrics
 from provider_aws.settings import Settings
@@ -127,7 +129,17 @@ async def test_mount_aws_and_kubernetes_counts_after_real_mounts(
     value_calls = sum(
         aws.count(operation=op) for op in ("BatchGetSecretValue", "GetSecretValue", "GetParameters")
     )
-    assert value(samples, "provider_aws_rotation_fetches_total") == value_calls
+    assert value(samples, "provider_aws_value_requests_total") == value_calls
+    # ...and each AWS call was timed, under the class of its outcome.
+    timed = sum(
+        v for (name, _), v in samples.items() if name == "provider_aws_aws_request_duration_seconds_count"
+    )
+    assert timed == aws_total
+    get_parameters = {"service": "ssm", "operation": "get_parameters", "outcome": "ok"}
+    assert value(samples, "provider_aws_aws_request_duration_seconds_count", **get_parameters) == aws.count(
+        service="ssm"
+    )
+    assert value(samples, "provider_aws_aws_request_duration_seconds_sum", **get_parameters) > 0
 
     # Labels name kinds of things, never the pods or objects of the Mounts.
     label_values = {value for _, labels in samples for _, value in labels}
@@ -135,7 +147,7 @@ async def test_mount_aws_and_kubernetes_counts_after_real_mounts(
 
     # The node's region was read once from Kubernetes and then cached; static credentials need no STS.
     assert stack.cluster.state.count("nodes") == 1
-    assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes") == 1
+    assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes", outcome="ok") == 1
     assert value(samples, "provider_aws_credential_requests_total") >= 3
     assert not any(name == "provider_aws_sts_requests_total" for name, _ in samples)
 
@@ -162,13 +174,21 @@ def test_rotation_counters_are_read_at_scrape_time() -> None:
     metrics = Metrics(version="1.2.3")
     stats = RotationStats()
     calls = CallStats()
-    metrics.watch_rotation(stats, calls)
+    values = ValueCache(1 << 20, max_age=120.0)
+    metrics.watch_rotation(stats, calls, values)
     stats.checks += 3
     calls.coalesced += 1
+    calls.fetches += 7  # value requests of first Mounts: not rotation's
+    key = ValueKey("static:A", "eu-west-1", "app/db", "v1")
+    values.put(key, SecretBytes(b"12345"))
     samples = parse_metrics(metrics.exposition().decode())
     assert value(samples, "provider_aws_rotation_checks_total") == 3
-    assert value(samples, "provider_aws_rotation_coalesced_total") == 1
+    assert value(samples, "provider_aws_shared_calls_total") == 1
+    assert value(samples, "provider_aws_value_requests_total") == 7
     assert value(samples, "provider_aws_rotation_polls_total") == 0
+    assert not any(name == "provider_aws_rotation_fetches_total" for name, _ in samples)
+    assert value(samples, "provider_aws_value_cache_entries") == 1
+    assert value(samples, "provider_aws_value_cache_bytes") == key.cost() + 5
     assert value(samples, "provider_aws_build_info", version="1.2.3") == 1
 
 
@@ -179,17 +199,17 @@ def test_identity_cache_callbacks_reach_their_metrics() -> None:
     stats.credential_hit()
     stats.credential_hit()
     stats.service_account_joined()
-    stats.kube_gets["nodes"] += 1
+    stats.kube_gets[("nodes", "ok")] += 1
     samples = parse_metrics(metrics.exposition().decode())
     assert value(samples, "provider_aws_identity_credential_cache_hits_total") == 2
     assert value(samples, "provider_aws_identity_service_account_calls_coalesced_total") == 1
     assert value(samples, "provider_aws_identity_credential_calls_coalesced_total") == 0
-    assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes") == 1
+    assert value(samples, "provider_aws_kubernetes_requests_total", resource="nodes", outcome="ok") == 1
 
 
 def test_two_metrics_objects_do_not_share_a_registry() -> None:
     first, second = Metrics(), Metrics()
-    first.aws_call("ssm", "get_parameters", "success")
+    first.aws_call("ssm", "get_parameters", "success", CallOutcome.OK, 0.02)
     assert (
         value(
             parse_metrics(first.exposition().decode()),
@@ -216,14 +236,19 @@ def test_identity_collector_reads_live_stats_and_new_counters() -> None:
     metrics = Metrics()
     stats = GrownIdentityStats()
     metrics.watch_identity(stats)
-    stats.kube_gets["serviceaccounts"] += 2
-    stats.sts_calls["eu-west-1"] += 1
-    stats.agent_calls["ipv6"] += 3
+    stats.kube_gets[("serviceaccounts", "ok")] += 2
+    stats.kube_gets[("serviceaccounts", "throttled")] += 1
+    stats.sts_calls[("eu-west-1", "denied")] += 1
+    stats.agent_calls[("ipv6", "error")] += 3
     stats.credential_requests += 7
     stats.credential_cache_hits += 4
     samples = parse_metrics(metrics.exposition().decode())
-    assert value(samples, "provider_aws_kubernetes_requests_total", resource="serviceaccounts") == 2
-    assert value(samples, "provider_aws_sts_requests_total", region="eu-west-1") == 1
-    assert value(samples, "provider_aws_pod_identity_agent_requests_total", family="ipv6") == 3
+    kube = "provider_aws_kubernetes_requests_total"
+    assert value(samples, kube, resource="serviceaccounts", outcome="ok") == 2
+    assert value(samples, kube, resource="serviceaccounts", outcome="throttled") == 1
+    assert value(samples, "provider_aws_sts_requests_total", region="eu-west-1", outcome="denied") == 1
+    assert (
+        value(samples, "provider_aws_pod_identity_agent_requests_total", family="ipv6", outcome="error") == 3
+    )
     assert value(samples, "provider_aws_credential_requests_total") == 7
     assert value(samples, "provider_aws_identity_credential_cache_hits_total") == 4
