@@ -8,8 +8,8 @@ Writes into --out:
   * the chart archive CHART-VERSION.tgz: version and appVersion are pyproject.toml's version and the
     default image.repository is the registry's (so `helm install` of the released chart pulls the
     released image);
-  * index.yaml, the Helm repository index for --chart-url (merged into --merge-index if given, so
-    earlier releases stay listed);
+  * the Helm repository index for --chart-url (build/release/index.yaml by default), merged into
+    --merge-index if given, so earlier releases stay listed;
   * image.env: the image's name, tag and platforms and the Containerfile's build arguments, one
     NAME=VALUE a line; with --github-output the same go to the step's outputs.
 

@@ -2,7 +2,7 @@
 
 A name counts when it starts with a top-level folder of the repository (`manifests/base`,
 `tests/test_chart.py`) or, in the package's own terms, with one of provider_aws's parts
-(`aws/clients.py`, `mount.py`). Generated places (`build/`, `.venv/`) are left out: `make` makes them.
+(`aws/clients.py`, `mounter.py`). Generated places (`build/`, `.venv/`) are left out: `make` makes them.
 """
 
 from __future__ import annotations
