@@ -130,6 +130,13 @@ async def test_mount_aws_and_kubernetes_counts_after_real_mounts(
         aws.count(operation=op) for op in ("BatchGetSecretValue", "GetSecretValue", "GetParameters")
     )
     assert value(samples, "provider_aws_value_requests_total") == value_calls
+    # No Mount here carried mounted versions: the rotation counters, true to their names, stay at 0
+    # (rotation_fetches_total once counted every value request as rotation's).
+    for rotation in ("polls", "checks", "changed", "value_cache_hits", "value_cache_misses", "describes"):
+        assert value(samples, f"provider_aws_rotation_{rotation}_total") == 0
+    # The values fetched are in the value cache now, for later polls of the same identity.
+    assert value(samples, "provider_aws_value_cache_entries") == 2
+    assert value(samples, "provider_aws_value_cache_bytes") > 0
     # ...and each AWS call was timed, under the class of its outcome.
     timed = sum(
         v for (name, _), v in samples.items() if name == "provider_aws_aws_request_duration_seconds_count"
