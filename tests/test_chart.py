@@ -9,6 +9,7 @@ between runs); `make test` builds it first, and the `helm` fixture builds it whe
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tarfile
 import tomllib
@@ -179,6 +180,20 @@ def leaf_paths(values: Mapping[str, Any], prefix: str = "") -> set[str]:
 def test_helm_lint_strict(helm: Path, case: str) -> None:
     output = run_helm(helm, "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *CASES[case])
     assert "0 chart(s) failed" in output
+
+
+def test_values_that_lack_our_keys_render_like_the_defaults(
+    helm: Path, tmp_path: Path, rendered: dict[str, list[Obj]]
+) -> None:
+    """`helm upgrade --reuse-values` of a Go release renders with the Go chart's values alone: a chart
+    whose values.yaml holds nothing of ours must render what the defaults render, in every template."""
+    bare = tmp_path / CHART.name
+    shutil.copytree(CHART, bare, symlinks=False)  # defaults.yaml becomes a copy of our values
+    (bare / "values.yaml").write_text("{}\n")
+    assert template(helm, bare) == rendered["defaults"]
+    enabled = ("--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true")
+    kinds = {obj["kind"] for obj in template(helm, bare, *enabled)}
+    assert {"ServiceMonitor", "PrometheusRule", "DaemonSet"} <= kinds
 
 
 def test_chart_versions_are_the_package_version() -> None:
