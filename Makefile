@@ -43,7 +43,7 @@ chart: helm
 	$(HELM) package $(CHART) --destination build
 
 proto: install
-	$(BIN)/python protos/generate.py provider_aws/_proto
+	$(BIN)/python protos/generate.py provider_aws/_proto testkit/betterproto_api
 
 architecture: install
 	$(BIN)/python scripts/architecture.py --write

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from bench.environment import Environment, mount_attributes
-from provider_aws.rpc.reflection import message_classes
+from provider_aws.rpc import messages
 from testkit.grpc_clients import grpcio_method
 
 __all__ = ["NAMESPACE", "Driver"]
@@ -39,8 +39,8 @@ class Driver:
             )
             for _ in range(connections)
         ]
-        self._request_type = message_classes("MountRequest")["MountRequest"]
-        self._mounts = [grpcio_method(channel, "Mount", "MountResponse") for channel in self.channels]
+        self._request_type = messages.MountRequest
+        self._mounts = [grpcio_method(channel, "Mount", messages.MountResponse) for channel in self.channels]
         self._accounts = 0
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 
 from fleet.scenarios import FAILOVER, NAMESPACE, PRIMARY, Pod, Scenario
-from provider_aws.rpc.reflection import message_classes
+from provider_aws.rpc import messages
 from testkit.grpc_clients import grpcio_method
 from testkit.identity import jwt
 from testkit.requests import pod_attributes
@@ -36,9 +36,9 @@ class OursDriver:
     label = "this provider"
 
     def __init__(self, nodes: Sequence[ServeProcess], scenario: Scenario) -> None:
-        self._request = message_classes("MountRequest")["MountRequest"]
+        self._request = messages.MountRequest
         self._channels = [grpc.aio.insecure_channel(f"unix:{node.socket_path}") for node in nodes]
-        self._mounts = [grpcio_method(channel, "Mount", "MountResponse") for channel in self._channels]
+        self._mounts = [grpcio_method(channel, "Mount", messages.MountResponse) for channel in self._channels]
         self._scenario = scenario
         self._attributes: dict[str, str] = {}
 

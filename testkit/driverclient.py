@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provider_aws._proto.v1alpha1 import MountRequest
+from google.protobuf.message import Message
+
 from provider_aws.ops.health import check_socket
 from testkit.grpc_clients import short_socket_dir
 from testkit.motoproc import stop
@@ -79,7 +80,7 @@ class DriverResult:
     stderr: str = ""  # the driver's klog lines
 
 
-def request_json(request: MountRequest, target: Path, current: Mapping[str, str] | None = None) -> str:
+def request_json(request: Message, target: Path, current: Mapping[str, str] | None = None) -> str:
     """The program's stdin: the MountRequest's fields, with `target` as the target path.
 
     `current` replaces the request's current_object_version (the driver's map from the last Mount).
@@ -123,7 +124,7 @@ async def _run(binary: Path, args: Iterable[str], stdin: str | None) -> tuple[di
 async def driver_mount(
     binary: Path,
     socket_dir: Path,
-    request: MountRequest,
+    request: Message,
     target: Path,
     *,
     current: Mapping[str, str] | None = None,

@@ -20,8 +20,9 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
-from provider_aws.rpc.reflection import message_classes
+from provider_aws.rpc import messages
 from provider_aws.rpc.server import run_server
 from provider_aws.rpc.service import MountHandler, MountObserver
 from provider_aws.settings import Settings
@@ -63,10 +64,9 @@ async def running_provider(
             await task
 
 
-def grpcio_method(channel: grpc.Channel | grpc.aio.Channel, method: str, reply: str) -> Any:
+def grpcio_method(channel: grpc.Channel | grpc.aio.Channel, method: str, reply_type: type[Message]) -> Any:
     """A `v1alpha1.CSIDriverProvider` method on a grpcio channel (sync or aio), its messages being
-    protobuf-runtime classes from the committed descriptor set (see `message_classes`)."""
-    reply_type = message_classes(reply)[reply]
+    the provider's own protobuf-runtime classes (`provider_aws.rpc.messages`)."""
     return channel.unary_unary(
         f"/v1alpha1.CSIDriverProvider/{method}",
         request_serializer=lambda message: message.SerializeToString(),
@@ -78,15 +78,14 @@ class GrpcioProviderClient:
     """`v1alpha1.CSIDriverProvider` over grpcio, dialling `unix:<path>` as the driver does."""
 
     def __init__(self, socket_path: Path | str) -> None:
-        self._types = message_classes("VersionRequest", "VersionResponse", "MountRequest", "MountResponse")
         self._channel = grpc.insecure_channel(f"unix:{socket_path}")
 
-    def _call(self, method: str, request: Any, reply: str, timeout: float) -> Any:
-        return grpcio_method(self._channel, method, reply)(request, timeout=timeout)
+    def _call(self, method: str, request: Any, reply_type: type[Message], timeout: float) -> Any:
+        return grpcio_method(self._channel, method, reply_type)(request, timeout=timeout)
 
     def version(self, *, timeout: float = 10.0) -> Any:
-        request = self._types["VersionRequest"](version="v1alpha1")
-        return self._call("Version", request, "VersionResponse", timeout)
+        request = messages.VersionRequest(version="v1alpha1")
+        return self._call("Version", request, messages.VersionResponse, timeout)
 
     def mount(
         self,
@@ -99,14 +98,14 @@ class GrpcioProviderClient:
         timeout: float = 10.0,
     ) -> Any:
         """A MountResponse; a failed call raises `grpc.RpcError` (see `.code()`, `.details()`)."""
-        request = self._types["MountRequest"](
+        request = messages.MountRequest(
             attributes=attributes,
             secrets=secrets,
             target_path=target_path,
             permission=permission,
             current_object_version=[{"id": key, "version": value} for key, value in current],
         )
-        return self._call("Mount", request, "MountResponse", timeout)
+        return self._call("Mount", request, messages.MountResponse, timeout)
 
     def close(self) -> None:
         self._channel.close()

@@ -65,4 +65,5 @@ def pod_attributes(
         sts_token=sts_token,
         pod_identity_token=pod_identity_token,
     )
-    return build_request(SecretProviderClass("test-spc", spc), options).attributes
+    attributes: str = build_request(SecretProviderClass("test-spc", spc), options).attributes
+    return attributes

@@ -29,7 +29,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from provider_aws import __version__, semver
-from provider_aws._proto.v1alpha1 import MountRequest, ObjectVersion
 from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.cli.drivermount import (
     MountOptions,
@@ -39,6 +38,7 @@ from provider_aws.cli.drivermount import (
     check_response,
     write_atomically,
 )
+from provider_aws.rpc.messages import MountRequest, ObjectVersion
 from testkit.awsproxy import AwsProxy, Fault, ProxyState
 from testkit.driverclient import (
     DRIVER_RECV_LIMIT,
@@ -322,7 +322,7 @@ async def test_nested_paths_modes_and_binary_contents(rig: Rig) -> None:
 
 async def response_size(child: ServeProcess, request: MountRequest) -> int:
     """Bytes of the serialised MountResponse: grpc-go compares this with its receive limit."""
-    return len(bytes(await call_mount(child.socket_path, request, CALL_TIMEOUT)))
+    return (await call_mount(child.socket_path, request, CALL_TIMEOUT)).ByteSize()
 
 
 @pytest.mark.asyncio

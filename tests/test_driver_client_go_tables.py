@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, build_request
+from provider_aws.rpc.messages import MountRequest
 from testkit.awsproxy import AwsProxy, Fault, ProxyState
 from testkit.driverclient import (
     SharedProvider,

@@ -27,10 +27,10 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from provider_aws._proto.v1alpha1 import MountResponse
 from provider_aws.app import observed_provider
 from provider_aws.cli.drivermount import check_response
 from provider_aws.request.paths import find_conflicts, path_problem
+from provider_aws.rpc.messages import MountResponse
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient, running_provider, short_socket_dir
@@ -155,7 +155,7 @@ class Answer:
 def assert_driver_accepts(raw: bytes) -> tuple[str, ...]:
     """The driver's checks, plus: each path normalised and resolving inside the mount."""
     assert len(raw) < DRIVER_RECEIVE_LIMIT
-    response = MountResponse().parse(raw)
+    response = MountResponse.FromString(raw)
     check_response(response)
     paths = tuple(file.path for file in response.files)
     for path in paths:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from grpclib.client import Channel
 
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest
 from testkit.awsproxy import ProxyState
+from testkit.betterproto_api.v1alpha1 import CsiDriverProviderStub, MountRequest
 from testkit.requests import STATIC, pod_attributes
 from testkit.scrape import get, parse_metrics, value
 from testkit.serveproc import serve_process

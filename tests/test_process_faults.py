@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 import pytest
 
-from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.cli.drivermount import MountOptions, mount_once
+from provider_aws.rpc.messages import MountRequest
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import GrpcioProviderClient
 from testkit.requests import STATIC, pod_attributes

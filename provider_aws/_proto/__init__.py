@@ -1,1 +1,1 @@
-"""Generated from protos/ by `make proto`: the driver's v1alpha1 service as betterproto classes, and its descriptor set"""
+"""Generated from protos/ by `make proto`: the descriptor set of the driver's v1alpha1 API"""

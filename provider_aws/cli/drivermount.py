@@ -26,13 +26,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
+from google.protobuf.message import Message
 from grpclib import GRPCError
-from grpclib.client import Channel
+from grpclib.client import Channel, UnaryUnaryMethod
 
 from provider_aws import attributes
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, File, MountRequest, MountResponse
 from provider_aws.cli.validate import manifest_problems
 from provider_aws.request.paths import path_problem
+from provider_aws.rpc.messages import MOUNT_METHOD, MountRequest, MountResponse
 from provider_aws.settings import DEFAULT_SOCKET_DIR, SOCKET_NAME
 
 __all__ = [
@@ -121,7 +122,7 @@ def _token_expiry(token: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_request(spc: SecretProviderClass, options: MountOptions) -> MountRequest:
+def build_request(spc: SecretProviderClass, options: MountOptions) -> Message:
     """The MountRequest the driver sends for a pod using `spc` in an inline volume at `options.target`."""
     parameters = dict(spc.parameters)
     parameters.update(
@@ -152,11 +153,12 @@ def build_request(spc: SecretProviderClass, options: MountOptions) -> MountReque
     )
 
 
-async def call_mount(socket_path: Path, request: MountRequest, call_timeout: float) -> MountResponse:
+async def call_mount(socket_path: Path, request: Message, call_timeout: float) -> Message:
     """Mount over the Unix socket; raises GRPCError, or OSError when nothing listens there."""
     channel = Channel(path=str(socket_path))
     try:
-        return await CsiDriverProviderStub(channel).mount(request, timeout=call_timeout)
+        mount = UnaryUnaryMethod[Message, Message](channel, MOUNT_METHOD, MountRequest, MountResponse)
+        return await mount(request, timeout=call_timeout)
     finally:
         channel.close()
 
@@ -183,9 +185,9 @@ def unreachable_message(socket_path: Path, error: OSError) -> str:
     return f"cannot reach the provider at {socket_path}: {reason}; {hint}"
 
 
-def check_response(response: MountResponse) -> dict[str, str]:
+def check_response(response: Message) -> dict[str, str]:
     """The driver's checks on a MountResponse; returns id -> version."""
-    if response.error and response.error.code:
+    if response.error.code:
         raise DriverCheckError(f"the provider answered with error code {response.error.code}")
     if not response.object_version:
         raise DriverCheckError("missing object versions: the answer has no object_version")
@@ -198,7 +200,7 @@ def check_response(response: MountResponse) -> dict[str, str]:
     return {item.id: item.version for item in response.object_version}
 
 
-def write_atomically(target: Path, files: Sequence[File]) -> None:
+def write_atomically(target: Path, files: Sequence[Message]) -> None:
     """Replace the whole content of `target` with `files`, as the driver's atomic writer does.
 
     The files go into a fresh `..<timestamp>` directory; a `..data` symlink is swapped to it with one
@@ -235,7 +237,7 @@ def write_atomically(target: Path, files: Sequence[File]) -> None:
         shutil.rmtree(target / previous, ignore_errors=True)
 
 
-def format_table(files: Sequence[File], versions: Mapping[str, str], *, contents: bool = False) -> str:
+def format_table(files: Sequence[Message], versions: Mapping[str, str], *, contents: bool = False) -> str:
     """FILE, MODE, VERSION, SIZE per file; the contents column only when asked (the demo's fake data)."""
     header: tuple[str, ...] = ("FILE", "MODE", "VERSION", "SIZE") + (("CONTENTS",) if contents else ())
     rows: list[tuple[str, ...]] = [header]
@@ -315,7 +317,7 @@ def options_from_namespace(args: argparse.Namespace) -> MountOptions:
 
 async def mount_once(
     spc_path: Path, options: MountOptions, socket_path: Path, call_timeout: float = DEFAULT_TIMEOUT
-) -> tuple[list[File], dict[str, str]]:
+) -> tuple[list[Message], dict[str, str]]:
     """Build, call, check and write: the whole driver side of one Mount. Raises on any failure."""
     request = build_request(load_spc(spc_path), options)
     try:

@@ -1,29 +1,26 @@
-"""Mount's request and reply through protobuf's C runtime.
+"""Between Mount's messages and the domain, and grpclib's protobuf codec with the provider's error.
 
-The betterproto classes describe the API to grpclib, but their pure-Python codec made up about a
-third of a warm Mount's CPU (building and serialising the reply's File messages) and took seconds to
-decode a request with tens of thousands of versions. The codec below reads MountRequest and writes
-MountResponse with message classes built from the same committed descriptor set, so the bytes on
-the wire are those of the same `.proto`; every other message keeps grpclib's default handling.
+The messages are protobuf-runtime classes (`rpc/messages.py`), which grpclib's ProtoCodec reads and
+writes with protobuf's C runtime. Bytes that are no valid message are the caller's fault: they are
+answered with INVALID_ARGUMENT rather than the INTERNAL an exception in a handler would get.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from grpclib import GRPCError, Status
 from grpclib.encoding.proto import ProtoCodec
 
-from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.model import MountInput, MountResult
-from provider_aws.rpc.reflection import message_classes
+from provider_aws.rpc.messages import MountResponse
 
-__all__ = ["MountWire", "ProviderCodec", "mount_input"]
+__all__ = ["ProviderCodec", "mount_input", "mount_response"]
 
 
-def mount_input(request: Any) -> MountInput:
-    """A MountRequest's fields as plain values; from either message class (same field names)."""
+def mount_input(request: Message) -> MountInput:
+    """A MountRequest's fields as plain values."""
     return MountInput(
         attributes=request.attributes,
         secrets=request.secrets,
@@ -33,46 +30,23 @@ def mount_input(request: Any) -> MountInput:
     )
 
 
-class MountWire:
-    """MountRequest bytes -> MountInput, MountResult -> MountResponse message."""
-
-    def __init__(self) -> None:
-        classes = message_classes("MountRequest", "MountResponse")
-        self._request: Any = classes["MountRequest"]
-        self.response_type: Any = classes["MountResponse"]
-
-    def decode_request(self, data: bytes) -> MountInput:
-        try:
-            request = self._request.FromString(data)
-        except DecodeError:
-            raise GRPCError(
-                Status.INVALID_ARGUMENT, "the Mount request is not a valid MountRequest"
-            ) from None
-        return mount_input(request)
-
-    def response(self, result: MountResult) -> Any:
-        reply = self.response_type()
-        for version in result.versions:
-            reply.object_version.add(id=version.id, version=version.version)
-        for item in result.files:
-            reply.files.add(path=item.path, mode=item.mode, contents=item.contents.reveal())
-        return reply
+def mount_response(result: MountResult) -> Message:
+    """The MountResponse carrying `result`'s versions and files."""
+    reply = MountResponse()
+    for version in result.versions:
+        reply.object_version.add(id=version.id, version=version.version)
+    for item in result.files:
+        reply.files.add(path=item.path, mode=item.mode, contents=item.contents.reveal())
+    return reply
 
 
 class ProviderCodec(ProtoCodec):
-    """grpclib's protobuf codec, with Mount's messages handled by `wire`."""
-
-    def __init__(self, wire: MountWire) -> None:
-        self._wire = wire
-
-    def encode(self, message: Any, message_type: Any) -> bytes:
-        if isinstance(message, self._wire.response_type):
-            data: bytes = message.SerializeToString()
-            return data
-        encoded: bytes = super().encode(message, message_type)
-        return encoded
+    """grpclib's protobuf codec; undecodable bytes are INVALID_ARGUMENT, naming the expected message."""
 
     def decode(self, data: bytes, message_type: Any) -> Any:
-        if message_type is MountRequest:
-            return self._wire.decode_request(data)
-        return super().decode(data, message_type)
+        try:
+            return super().decode(data, message_type)
+        except DecodeError:
+            name = message_type.DESCRIPTOR.name
+            call = name.removesuffix("Request")
+            raise GRPCError(Status.INVALID_ARGUMENT, f"the {call} request is not a valid {name}") from None

@@ -321,9 +321,7 @@ async def run_server(
     await prepare_socket_path(path)
     service = ProviderService(handler, default_timeout=settings.default_mount_timeout, observer=observer)
     serving = ServiceStatus()
-    server = _Server(
-        with_reflection([service, Health({service: [serving]})]), codec=ProviderCodec(service.wire)
-    )
+    server = _Server(with_reflection([service, Health({service: [serving]})]), codec=ProviderCodec())
     sock, watch.identity = _bind(path)
     try:
         await server.start(sock=sock)

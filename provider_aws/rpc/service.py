@@ -18,17 +18,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from grpclib import GRPCError, Status
-from grpclib.const import Handler
+from grpclib.const import Cardinality, Handler
 
 from provider_aws import DISTRIBUTION, __version__, semver
-from provider_aws._proto.v1alpha1 import (
-    CsiDriverProviderBase,
+from provider_aws.errors import ProviderError
+from provider_aws.model import MountInput, MountResult
+from provider_aws.rpc.codec import mount_input, mount_response
+from provider_aws.rpc.messages import (
+    MOUNT_METHOD,
+    VERSION_METHOD,
+    MountRequest,
+    MountResponse,
     VersionRequest,
     VersionResponse,
 )
-from provider_aws.errors import ProviderError
-from provider_aws.model import MountInput, MountResult
-from provider_aws.rpc.codec import MountWire
 
 if TYPE_CHECKING:
     from grpclib.server import Stream
@@ -46,7 +49,6 @@ __all__ = [
 ]
 
 API_VERSION = "v1alpha1"
-MOUNT_METHOD = "/v1alpha1.CSIDriverProvider/Mount"
 # The handler's budget ends this much before the caller's deadline, so that our
 # DEADLINE_EXCEEDED (with its message) reaches the driver before it gives up.
 _DEADLINE_MARGIN = 0.1
@@ -134,7 +136,7 @@ def _outcome_of(status: Status) -> Outcome:
     return Outcome.ERROR
 
 
-class ProviderService(CsiDriverProviderBase):
+class ProviderService:
     """Version and Mount; counts Mounts in flight so that the server can drain them."""
 
     def __init__(
@@ -152,7 +154,6 @@ class ProviderService(CsiDriverProviderBase):
         self._idle = asyncio.Event()
         self._idle.set()
         self._work: set[asyncio.Task[MountResult]] = set()
-        self.wire = MountWire()
 
     @property
     def in_flight(self) -> int:
@@ -171,17 +172,20 @@ class ProviderService(CsiDriverProviderBase):
         for work in self._work:
             work.cancel()
 
-    async def version(self, version_request: VersionRequest) -> VersionResponse:
-        return VersionResponse(
-            version=API_VERSION, runtime_name=DISTRIBUTION, runtime_version=semver(__version__)
-        )
-
     def __mapping__(self) -> dict[str, Handler]:
-        # The generated Mount entry calls `mount(request)`, which cannot see the
-        # stream's deadline; route it to `_rpc_mount`, keeping the generated types.
-        mapping = super().__mapping__()
-        mapping[MOUNT_METHOD] = mapping[MOUNT_METHOD]._replace(func=self._rpc_mount)
-        return mapping
+        unary = Cardinality.UNARY_UNARY
+        return {
+            VERSION_METHOD: Handler(self._rpc_version, unary, VersionRequest, VersionResponse),
+            MOUNT_METHOD: Handler(self._rpc_mount, unary, MountRequest, MountResponse),
+        }
+
+    async def _rpc_version(self, stream: Stream[Any, Any]) -> None:
+        await stream.recv_message()
+        await stream.send_message(
+            VersionResponse(
+                version=API_VERSION, runtime_name=DISTRIBUTION, runtime_version=semver(__version__)
+            )
+        )
 
     async def _rpc_mount(self, stream: Stream[Any, Any]) -> None:
         started = time.monotonic()
@@ -207,15 +211,14 @@ class ProviderService(CsiDriverProviderBase):
         # Trailers are sent here rather than by grpclib after we return, so that a
         # Mount counts as in flight until its whole reply is written.
         try:
-            # A MountInput from ProviderCodec (the server uses it; see codec.py).
-            request = await stream.recv_message()
-            if request is None:
+            message = await stream.recv_message()
+            if message is None:
                 raise _Refusal(
                     Status.INVALID_ARGUMENT, "the Mount call carried no request message", "ConfigError"
                 )
-            result = await self._call_handler(request, self._budget(stream), trace)
+            result = await self._call_handler(mount_input(message), self._budget(stream), trace)
             trace.answered(result)
-            await stream.send_message(self.wire.response(result))
+            await stream.send_message(mount_response(result))
         except GRPCError as err:
             refusal = (
                 err if isinstance(err, _Refusal) else _Refusal(err.status, str(err.message), "GRPCError")

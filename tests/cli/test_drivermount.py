@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from provider_aws._proto.v1alpha1 import File, MountResponse, ObjectVersion
 from provider_aws.app import build_provider
 from provider_aws.cli.drivermount import (
     DATA_DIR,
@@ -25,6 +24,7 @@ from provider_aws.cli.drivermount import (
     write_atomically,
 )
 from provider_aws.cli.main import main
+from provider_aws.rpc.messages import File, MountResponse, ObjectVersion
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
 from testkit.grpc_clients import running_provider
@@ -228,12 +228,12 @@ def test_request_is_built_as_the_driver_builds_it(tmp_path: Path) -> None:
     ("files", "versions", "problem"),
     [
         ([File(path="a", mode=0o644)], [], "missing object versions"),
-        ([File(path="/etc/a", mode=0o644)], [ObjectVersion("a", "1")], "absolute"),
-        ([File(path="..a", mode=0o644)], [ObjectVersion("a", "1")], "starts with '..'"),
-        ([File(path="x/../../a", mode=0o644)], [ObjectVersion("a", "1")], "'..' element"),
-        ([File(path="a\x00b", mode=0o644)], [ObjectVersion("a", "1")], "control character"),
-        ([File(path="a//b", mode=0o644)], [ObjectVersion("a", "1")], "empty or '.' path element"),
-        ([File(path="a", mode=0o1000)], [ObjectVersion("a", "1")], "outside 0..511"),
+        ([File(path="/etc/a", mode=0o644)], [ObjectVersion(id="a", version="1")], "absolute"),
+        ([File(path="..a", mode=0o644)], [ObjectVersion(id="a", version="1")], "starts with '..'"),
+        ([File(path="x/../../a", mode=0o644)], [ObjectVersion(id="a", version="1")], "'..' element"),
+        ([File(path="a\x00b", mode=0o644)], [ObjectVersion(id="a", version="1")], "control character"),
+        ([File(path="a//b", mode=0o644)], [ObjectVersion(id="a", version="1")], "empty or '.' path element"),
+        ([File(path="a", mode=0o1000)], [ObjectVersion(id="a", version="1")], "outside 0..511"),
     ],
 )
 def test_driver_checks_reject_bad_answers(
@@ -248,3 +248,9 @@ def test_atomic_writer_creates_subdirectories_through_the_data_link(tmp_path: Pa
     assert (tmp_path / "dir").is_symlink()
     assert (tmp_path / "dir" / "a").read_bytes() == b"1"
     assert stat.S_IMODE((tmp_path / "dir" / "a").stat().st_mode) == 0o400
+
+
+def test_driver_checks_reject_an_answer_with_an_error_code() -> None:
+    answer = MountResponse(object_version=[ObjectVersion(id="a", version="1")], error={"code": "Throttled"})
+    with pytest.raises(DriverCheckError, match="error code Throttled"):
+        check_response(answer)

@@ -15,10 +15,10 @@ from grpclib.client import Channel
 from h2.connection import H2Connection
 from h2.utilities import SizeLimitDict
 
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
 from provider_aws.model import MountInput, MountResult
 from provider_aws.rpc.h2limits import CLOSED_STREAMS_KEPT
 from provider_aws.settings import Settings
+from testkit.betterproto_api.v1alpha1 import CsiDriverProviderStub, VersionRequest
 from testkit.grpc_clients import running_provider, short_socket_dir
 
 CALLS = CLOSED_STREAMS_KEPT + 300

@@ -1,4 +1,5 @@
-"""Committed `provider_aws/_proto` is what `protos/` generates, and it matches the driver's wire format."""
+"""Committed `provider_aws/_proto` and `testkit/betterproto_api` are what `protos/` generates, and the
+descriptor set matches the driver's wire format."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 from google.protobuf import descriptor_pb2
 
-from provider_aws.rpc.reflection import load_descriptor_set
+from provider_aws.rpc.messages import load_descriptor_set
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "provider_aws" / "_proto"
+COMMITTED = (ROOT / "provider_aws" / "_proto", ROOT / "testkit" / "betterproto_api")
 F = descriptor_pb2.FieldDescriptorProto
 
 
@@ -24,21 +25,23 @@ def _files(root: Path) -> Iterator[tuple[str, bytes]]:
 
 
 @pytest.fixture(scope="module")
-def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("proto") / "_proto"
+def regenerated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    scratch = tmp_path_factory.mktemp("proto")
+    outs = (scratch / "package", scratch / "oracle")
     subprocess.run(
-        [sys.executable, str(ROOT / "protos" / "generate.py"), str(out)],
+        [sys.executable, str(ROOT / "protos" / "generate.py"), *map(str, outs)],
         check=True,
         capture_output=True,
         timeout=120,
     )
-    return out
+    return outs
 
 
-def test_committed_code_and_descriptor_set_are_up_to_date(regenerated: Path) -> None:
-    fresh = dict(_files(regenerated))
-    committed = dict(_files(COMMITTED))
-    assert sorted(committed) == sorted(fresh), "run `make proto` and commit provider_aws/_proto"
+@pytest.mark.parametrize("which", [0, 1], ids=["descriptor set", "betterproto oracle"])
+def test_committed_generated_files_are_up_to_date(regenerated: tuple[Path, Path], which: int) -> None:
+    fresh = dict(_files(regenerated[which]))
+    committed = dict(_files(COMMITTED[which]))
+    assert sorted(committed) == sorted(fresh), f"run `make proto` and commit {COMMITTED[which]}"
     stale = [name for name in fresh if fresh[name] != committed[name]]
     assert not stale, f"stale generated files {stale}: run `make proto` and commit them"
 

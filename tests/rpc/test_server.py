@@ -19,10 +19,10 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from provider_aws import DISTRIBUTION
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from provider_aws.model import MountedFile, MountInput, MountResult, ObjectVersion, SecretBytes
 from provider_aws.rpc.server import SOCKET_MODE, SocketError, SocketInUseError, run_server, serve_until_signal
 from provider_aws.settings import Settings
+from testkit.betterproto_api.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
 from testkit.grpc_clients import grpcurl, running_provider, short_socket_dir
 
 WAIT = 10.0

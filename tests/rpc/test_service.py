@@ -18,8 +18,6 @@ from grpclib.client import Channel
 from structlog.testing import capture_logs
 
 from provider_aws import DISTRIBUTION, __version__, semver
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
-from provider_aws._proto.v1alpha1 import ObjectVersion as WireObjectVersion
 from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
@@ -46,6 +44,8 @@ from provider_aws.mounter import Mounter
 from provider_aws.rpc.service import Failure, Outcome
 from provider_aws.settings import Settings
 from testkit.awsproxy import ProxyState
+from testkit.betterproto_api.v1alpha1 import CsiDriverProviderStub, MountRequest, VersionRequest
+from testkit.betterproto_api.v1alpha1 import ObjectVersion as WireObjectVersion
 from testkit.grpc_clients import GrpcioProviderClient, running_provider
 from tests.conftest import TEST_ACCESS_KEY, TEST_SECRET_KEY, seed_client
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from grpclib.client import Channel
 
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, MountRequest
 from provider_aws.model import MountedFile, MountInput, MountResult, ObjectVersion, SecretBytes
 from provider_aws.ops.health import health_endpoint
 from provider_aws.ops.metrics import Metrics
 from provider_aws.rpc.server import SocketWatch, run_server
 from provider_aws.settings import Settings
+from testkit.betterproto_api.v1alpha1 import CsiDriverProviderStub, MountRequest
 from testkit.grpc_clients import short_socket_dir
 from testkit.scrape import get
 
