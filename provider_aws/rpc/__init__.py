@@ -1,1 +1,1 @@
-"""The gRPC edge: the driver's socket, the CSIDriverProvider servicer, its wire codec and reflection."""
+"""The gRPC edge: the driver's socket and messages, the CSIDriverProvider servicer, its codec, reflection"""
