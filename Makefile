@@ -57,7 +57,7 @@ bench: install
 # Fleet-scale simulation against AWS's account quotas (issue 15): FLEET_NODES provider processes.
 FLEET_NODES ?= 4
 fleet: install
-	$(BIN)/python -m fleet --nodes $(FLEET_NODES)
+	$(BIN)/python -m fleet --nodes $(FLEET_NODES) $(if $(GO_MODEL),--go-model)
 
 # The container image (buildah, no daemon). IMAGE_BASE: any Python 3.11 image with the venv
 # module, by default the Containerfile's digest-pinned one; machines that cannot pull from public
@@ -232,3 +232,17 @@ $(PROMTOOL_STAMP):
 	$(call go-install-tool,github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION))
 
 test: actionlint promtool
+# The bench and the fleet measure it beside ours; `make test`'s bench smoke test runs it too.
+bench fleet test: $(GOPROVIDER)
+
+# The differential suite (issue 20): the same Mounts to `provider-aws serve` and to the real Go provider
+# through the driver's client program, compared; tests/compat (not part of `make test`).
+.PHONY: compat
+compat: install $(DRIVERCLIENT) $(GOPROVIDER)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/compat
+
+# The README's bench, fleet and compat tables, rewritten from bench/results, fleet/results and
+# tests/compat/results (`make bench`, `make fleet` and `make compat` write only there).
+.PHONY: readme-figures
+readme-figures: install
+	$(BIN)/python scripts/readme_figures.py

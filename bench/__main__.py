@@ -1,4 +1,6 @@
-"""`python -m bench`: run every case, print the table, write bench/results/bench.{json,md}."""
+"""`python -m bench`: run every case, print the table, write bench/results/bench.{json,md}.
+
+The README is left alone: `make readme-figures` rewrites its tables from the recorded results."""
 
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.environment import started
+from bench.gomeasure import go_figures, with_go
 from bench.measure import Scale, run_all
-from bench.report import evaluate_targets, markdown, with_bench_section, write_results
+from bench.report import evaluate_targets, markdown, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-README = ROOT / "README.md"
 SMOKE = Scale(
     cold_runs=2,
     warm_runs=3,
@@ -108,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the provider_aws package of this tree (a worktree of an earlier commit) instead",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of bench.json and bench.md")
+    parser.add_argument(
+        "--no-go", action="store_true", help="leave out the real Go provider (build/bin/provider-aws-go)"
+    )
     return parser
 
 
@@ -120,8 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()[0]  # other work on the machine shows in every latency
     began = time.monotonic()
     source = args.provider_source or ROOT
-    with started(args.cpu_limit, args.provider_source) as env:
+    with started(args.cpu_limit, args.provider_source, go=not args.no_go) as env:
         figures = asyncio.run(run_all(env, scale, delay, profile=args.profile))
+        if env.go is not None:
+            figures = with_go(figures, asyncio.run(go_figures(env, scale, delay)))
     result: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -130,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "commit": _commit(source),
             "uncommitted": _uncommitted(source),
             "delay_ms": args.delay_ms,
+            "go_provider": "not run (--no-go)" if args.no_go else "3.1.1, built by `make goprovider`",
             "scale": dataclasses.asdict(scale),
             "scale_note": _scale_note(scale),
             "duration_s": round(time.monotonic() - began, 1),
@@ -138,9 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "targets": evaluate_targets(figures, delay),
     }
     json_path, md_path = write_results(result, args.out)
-    if args.out.resolve() == RESULTS and not args.smoke:
-        # The README shows the recorded run; runs written elsewhere leave it alone.
-        README.write_text(with_bench_section(README.read_text(), markdown(result)))
     sys.stdout.write(markdown(result))
     sys.stdout.write(f"\nwrote {json_path} and {md_path} in {result['meta']['duration_s']} s\n")
     return 0

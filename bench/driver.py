@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-from bench.environment import Environment, mount_attributes
+from bench.environment import Environment, cpu_seconds, mount_attributes, status_mib
 from provider_aws.rpc import messages
 from testkit.grpc_clients import grpcio_method
 
@@ -29,13 +30,26 @@ class Driver:
     enough that 100 concurrent calls do not make this process the bottleneck.
     """
 
-    def __init__(self, env: Environment, connections: int = CONNECTIONS) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        connections: int = CONNECTIONS,
+        *,
+        socket_path: Path | None = None,
+        pid: int | None = None,
+        targets: Path | None = None,
+    ) -> None:
+        """`socket_path` and `pid`: another provider's (the Go provider's) instead of env's. `targets`:
+        each pod's files are written under targets/POD, as the driver writes them, and that is the
+        Mount's target path (the Go provider reads unchanged files back from there on a poll)."""
         self.env = env
+        self.pid = env.pid if pid is None else pid
+        self.targets = targets
         # The driver holds one connection; more let more Mounts than h2's 100 streams per
         # connection be in flight at once (the flight case). Each channel its own connection.
         self.channels = [
             grpc.aio.insecure_channel(
-                f"unix:{env.socket_path}", options=[("grpc.use_local_subchannel_pool", 1)]
+                f"unix:{socket_path or env.socket_path}", options=[("grpc.use_local_subchannel_pool", 1)]
             )
             for _ in range(connections)
         ]
@@ -46,6 +60,21 @@ class Driver:
     async def close(self) -> None:
         for channel in self.channels:
             await channel.close()
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_mib(self) -> float:
+        return status_mib(self.pid, "VmRSS")
+
+    def peak_rss_mib(self) -> float:
+        return status_mib(self.pid, "VmHWM")
+
+    def _write_files(self, target: Path, files: Sequence[Any]) -> None:
+        for file in files:
+            path = target / file.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(file.contents)
 
     @property
     def service_accounts(self) -> int:
@@ -91,7 +120,7 @@ class Driver:
         request = self._request_type(
             attributes=mount_attributes(NAMESPACE, pod, account, objects),
             secrets="null",
-            target_path=TARGET_PATH,
+            target_path=TARGET_PATH if self.targets is None else str(self.targets / pod),
             permission="420",
             current_object_version=[{"id": key, "version": value} for key, value in current],
         )
@@ -100,4 +129,6 @@ class Driver:
         elapsed = time.perf_counter() - start
         if reply.error.code:
             raise RuntimeError(f"Mount failed with {reply.error.code}")
+        if self.targets is not None:
+            self._write_files(self.targets / pod, reply.files)
         return elapsed, reply

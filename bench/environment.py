@@ -1,7 +1,9 @@
-"""The bench's world: moto behind the delaying proxy, a fake kube-apiserver, the provider process."""
+"""The bench's world: moto behind the delaying proxy, an HTTPS fake kube-apiserver, the provider process and
+the real Go provider (`make goprovider`) beside it, both spoken to through the same proxy and API."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -21,10 +23,12 @@ from bench.cgroup import cpu_quota
 from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from testkit.awsproxy import AwsProxy
+from testkit.goprovider import GoProvider, go_env, go_provider
 from testkit.identity import IRSA, jwt
 from testkit.kubeapi import FakeKubeApi
 from testkit.motoproc import STARTUP_TIMEOUT, free_port, moto_process, stop
 from testkit.requests import pod_attributes
+from testkit.tls import loopback_certificate
 
 __all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", "profiled", "started"]
 
@@ -47,6 +51,8 @@ class Environment:
     ready_cpu_seconds: float = 0.0
     # What the CPU quota was, or why there is none (`--cpu-limit`).
     cpu_limit: str = "none"
+    # The real Go provider on its own socket (None: `--no-go`).
+    go: GoProvider | None = None
 
     @property
     def pid(self) -> int:
@@ -72,23 +78,29 @@ class Environment:
         )
 
     def cpu_seconds(self) -> float:
-        """The provider's user + system CPU time so far, from /proc/PID/stat."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:
-        return self._status_mib("VmRSS")
+        return status_mib(self.pid, "VmRSS")
 
     def peak_rss_mib(self) -> float:
         """The most resident memory the provider has had so far (the kernel's high-water mark)."""
-        return self._status_mib("VmHWM")
+        return status_mib(self.pid, "VmHWM")
 
-    def _status_mib(self, field: str) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no {field} in /proc status")
+
+def cpu_seconds(pid: int) -> float:
+    """Process `pid`'s user + system CPU time so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of the line)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def status_mib(pid: int, field: str) -> float:
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc status")
 
 
 def mount_attributes(namespace: str, pod: str, service_account: str, objects: str) -> str:
@@ -110,12 +122,14 @@ def _wait_for_socket(process: subprocess.Popen[bytes], socket_path: Path) -> Non
 
 
 @contextmanager
-def started(cpu_limit_millicores: int | None = None, source: Path | None = None) -> Iterator[Environment]:
-    """moto, the proxy (no delay yet), the fake cluster and `provider-aws serve`, all on loopback;
-    with `cpu_limit_millicores`, the provider runs under that CPU quota (cgroup v2); with `source`,
-    its provider_aws package comes from that tree (an earlier commit, for before/after figures)."""
+def started(
+    cpu_limit_millicores: int | None = None, source: Path | None = None, *, go: bool = True
+) -> Iterator[Environment]:
+    """moto, the proxy (no delay yet), the fake cluster, `provider-aws serve` and (with `go`) the Go
+    provider, all on loopback; with `cpu_limit_millicores`, our provider runs under that CPU quota
+    (cgroup v2); with `source`, its provider_aws package comes from that tree (an earlier commit)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with moto_process() as (host, port), _provider_world(host, port, cpu_limit_millicores, source) as env:
+    with moto_process() as (host, port), _provider_world(host, port, cpu_limit_millicores, source, go) as env:
         yield env
 
 
@@ -136,17 +150,18 @@ def _hide_dev_packages(directory: Path) -> str:
 
 @contextmanager
 def _provider_world(
-    host: str, port: int, cpu_limit_millicores: int | None, source: Path | None
+    host: str, port: int, cpu_limit_millicores: int | None, source: Path | None, go: bool
 ) -> Iterator[Environment]:
     moto_url = f"http://{host}:{port}"
-    proxy = AwsProxy((host, int(port)))
-    kube = FakeKubeApi()
-    proxy.start()
-    kube.start()
-    kube.state.nodes[NODE] = {REGION_LABEL: REGION}
     process: subprocess.Popen[bytes] | None = None
-    with tempfile.TemporaryDirectory(prefix="pab-", dir="/tmp") as scratch:
+    with tempfile.TemporaryDirectory(prefix="pab-", dir="/tmp") as scratch, contextlib.ExitStack() as stack:
         directory = Path(scratch)
+        proxy = AwsProxy((host, int(port)))
+        # HTTPS: the Go provider's client-go sends its bearer token over HTTPS only.
+        kube = FakeKubeApi(loopback_certificate(directory))
+        proxy.start()
+        kube.start()
+        kube.state.nodes[NODE] = {REGION_LABEL: REGION}
         kubeconfig = kube.write_kubeconfig(directory / "kubeconfig")
         socket_dir = directory / "s"
         env = {
@@ -181,6 +196,10 @@ def _provider_world(
                 world = Environment(moto_url, proxy, kube, process, socket_dir / "aws.sock")
                 world.ready_cpu_seconds = world.cpu_seconds()
                 world.cpu_limit = quota.description
+                if go:
+                    world.go = stack.enter_context(
+                        go_provider(directory / "go", directory / "go.log", go_env(proxy.url, kubeconfig))
+                    )
                 yield world
         finally:
             if process is not None:

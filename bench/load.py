@@ -48,7 +48,7 @@ async def flight_case(
 
     previous = driver.env.proxy.state.delay
     driver.env.set_delay(delay)
-    cpu_before, start = driver.env.cpu_seconds(), time.perf_counter()
+    cpu_before, start = driver.cpu_seconds(), time.perf_counter()
     try:
         await asyncio.gather(*(one(index) for index in range(mounts)))
     finally:
@@ -59,9 +59,9 @@ async def flight_case(
         "delay_ms": delay * 1000,
         "most_in_flight": most,
         "wall_ms": (time.perf_counter() - start) * 1000,
-        "cpu_ms_per_mount": (driver.env.cpu_seconds() - cpu_before) * 1000 / mounts,
-        "rss_after_mib": driver.env.rss_mib(),
-        "peak_rss_mib": driver.env.peak_rss_mib(),
+        "cpu_ms_per_mount": (driver.cpu_seconds() - cpu_before) * 1000 / mounts,
+        "rss_after_mib": driver.rss_mib(),
+        "peak_rss_mib": driver.peak_rss_mib(),
     }
 
 
@@ -105,19 +105,19 @@ async def rss_case(
     """RSS after `checkpoint` and after `mounts` Mounts (new pods, polls mixed in) of `accounts`
     fresh ServiceAccounts; the growth between the two is what a long-running provider keeps."""
     # Every case before this one used fresh ServiceAccounts: each is an identity of its own.
-    before_mib, identities = driver.env.rss_mib(), driver.service_accounts
+    before_mib, identities = driver.rss_mib(), driver.service_accounts
     run = _Run(driver, objects, [driver.new_service_account("rss") for _ in range(accounts)])
     checkpoint = min(checkpoint, mounts)
-    cpu_start = driver.env.cpu_seconds()
+    cpu_start = driver.cpu_seconds()
     await run.many(0, checkpoint, concurrency)
-    after_checkpoint = driver.env.rss_mib()
-    cpu_before = driver.env.cpu_seconds()
+    after_checkpoint = driver.rss_mib()
+    cpu_before = driver.cpu_seconds()
     await run.many(checkpoint, mounts, concurrency)
     # CPU per Mount past the checkpoint, once the caches are warm; over the whole run if nothing is.
-    cpu, counted = driver.env.cpu_seconds() - cpu_before, mounts - checkpoint
+    cpu, counted = driver.cpu_seconds() - cpu_before, mounts - checkpoint
     if counted == 0:
         cpu, counted = cpu_before - cpu_start, checkpoint
-    after_all = driver.env.rss_mib()
+    after_all = driver.rss_mib()
     return {
         "before_mib": before_mib,
         "service_accounts_before": identities,

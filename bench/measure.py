@@ -41,6 +41,9 @@ class Scale:
     rss_checkpoint: int = 2000
     rss_mounts: int = 12_000
     rss_concurrency: int = 32
+    # The Go provider's runs per latency and poll case, and its Mounts for CPU per warm Mount.
+    go_runs: int = 5
+    go_cpu_mounts: int = 40
 
 
 def percentile_ms(seconds: list[float], q: float) -> float | None:
@@ -122,10 +125,10 @@ async def _sequential(
     case.requests = driver.counts() - before
     case.request_seconds = driver.call_seconds(calls)
     case.mounts = runs
-    case.rss_after_mib = driver.env.rss_mib()
+    case.rss_after_mib = driver.rss_mib()
 
 
-async def _latency_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
+async def latency_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
     cases: list[Case] = []
     shapes = [(f"{n} secrets", n, 0) for n in scale.secret_counts] + [
         (f"{PARAMETERS} parameters", 0, PARAMETERS)
@@ -140,7 +143,7 @@ async def _latency_cases(driver: Driver, scale: Scale, delay: float) -> list[Cas
     return cases
 
 
-async def _poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
+async def poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
     """Polls that check for themselves, then polls that share a check made within the window.
 
     The driver polls every pod every couple of minutes, longer than the coalescing window, so
@@ -166,9 +169,9 @@ async def _poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
         account = driver.new_service_account("poll")  # its own identity: nothing shared yet
         _, first = await driver.mount(f"poll-{run}", account, objects)
         current = [(v.id, v.version) for v in first.object_version]
-        before, calls, cpu_before = driver.counts(), driver.calls_so_far(), driver.env.cpu_seconds()
+        before, calls, cpu_before = driver.counts(), driver.calls_so_far(), driver.cpu_seconds()
         elapsed, _ = await driver.mount(f"poll-{run}", account, objects, current)
-        cpu.append(driver.env.cpu_seconds() - cpu_before)
+        cpu.append(driver.cpu_seconds() - cpu_before)
         own.latencies.append(elapsed)
         own_requests += driver.counts() - before
         own.request_seconds += driver.call_seconds(calls)
@@ -187,11 +190,11 @@ async def _poll_cases(driver: Driver, scale: Scale, delay: float) -> list[Case]:
     shared.requests = driver.counts() - before
     shared.request_seconds = driver.call_seconds(calls)
     shared.mounts = scale.warm_runs
-    own.rss_after_mib = shared.rss_after_mib = driver.env.rss_mib()
+    own.rss_after_mib = shared.rss_after_mib = driver.rss_mib()
     return [own, shared]
 
 
-async def _burst_case(driver: Driver, scale: Scale, delay: float) -> Case:
+async def burst_case(driver: Driver, scale: Scale, delay: float) -> Case:
     objects = objects_yaml(scale.burst_secrets)
     accounts = [driver.new_service_account("burst") for _ in range(scale.burst_service_accounts)]
     pods = [
@@ -206,7 +209,7 @@ async def _burst_case(driver: Driver, scale: Scale, delay: float) -> Case:
         go_seconds=go.seconds,
         go_requests=go.total_requests,
     )
-    before, cpu_before, calls = driver.counts(), driver.env.cpu_seconds(), driver.calls_so_far()
+    before, cpu_before, calls = driver.counts(), driver.cpu_seconds(), driver.calls_so_far()
     start = time.perf_counter()
     results = await asyncio.gather(*(driver.mount(pod, account, objects) for pod, account in pods))
     wall = time.perf_counter() - start
@@ -216,21 +219,21 @@ async def _burst_case(driver: Driver, scale: Scale, delay: float) -> Case:
     case.mounts = len(pods)
     case.extra = {
         "wall_ms": wall * 1000,
-        "cpu_ms_per_mount": (driver.env.cpu_seconds() - cpu_before) * 1000 / len(pods),
+        "cpu_ms_per_mount": (driver.cpu_seconds() - cpu_before) * 1000 / len(pods),
     }
-    case.rss_after_mib = driver.env.rss_mib()
+    case.rss_after_mib = driver.rss_mib()
     return case
 
 
-async def _cpu_case(driver: Driver, scale: Scale, profile: Path | None) -> dict[str, Any]:
+async def cpu_case(driver: Driver, scale: Scale, profile: Path | None) -> dict[str, Any]:
     objects = objects_yaml(10)
     account = driver.new_service_account("cpu")
     await driver.mount("cpu-0", account, objects)
-    with profiled(driver.env.pid, profile):
-        cpu_before = driver.env.cpu_seconds()
+    with profiled(driver.pid, profile):
+        cpu_before = driver.cpu_seconds()
         for run in range(scale.cpu_mounts):
             await driver.mount(f"cpu-{run % 10}", account, objects)
-        cpu = driver.env.cpu_seconds() - cpu_before
+        cpu = driver.cpu_seconds() - cpu_before
     return {"mounts": scale.cpu_mounts, "cpu_ms_per_mount": cpu * 1000 / scale.cpu_mounts}
 
 
@@ -247,11 +250,11 @@ async def run_all(
     driver = Driver(env)
     try:
         env.set_delay(delay)
-        cases = await _latency_cases(driver, scale, delay)
-        cases += await _poll_cases(driver, scale, delay)
-        burst = await _burst_case(driver, scale, delay)
+        cases = await latency_cases(driver, scale, delay)
+        cases += await poll_cases(driver, scale, delay)
+        burst = await burst_case(driver, scale, delay)
         cases.append(burst)
-        cpu = await _cpu_case(driver, scale, profile)
+        cpu = await cpu_case(driver, scale, profile)
         flight = await flight_case(
             driver, objects_yaml(1), scale.flight_mounts, scale.flight_service_accounts, FLIGHT_DELAY
         )

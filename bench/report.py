@@ -128,6 +128,35 @@ def resource_lines(figures: dict[str, Any]) -> list[str]:
     ]
 
 
+def go_lines(figures: dict[str, Any]) -> list[str]:
+    """The Go provider's own process, measured in the same run (nothing when it was left out)."""
+    go = figures.get("go")
+    if go is None:
+        return []
+    resources, cpu = go["resources"], go["cpu_warm_10"]
+    burst = next(c for c in go["cases"] if c["name"].startswith("Burst"))
+    rows = [
+        ("RSS idle (socket ready, nothing mounted)", f"{resources['idle_mib']:.1f} MiB"),
+        ("RSS peak over its cases (VmHWM)", f"{resources['peak_mib']:.1f} MiB"),
+        ("CPU to become ready (process start to socket)", f"{resources['ready_cpu_s']:.2f} s"),
+        (
+            f"CPU per warm Mount of 10 secrets (over {cpu['mounts']} Mounts)",
+            f"{cpu['cpu_ms_per_mount']:.2f} ms",
+        ),
+        ("CPU per rotation poll of 50 unchanged secrets", f"{resources['poll_cpu_ms']:.1f} ms"),
+        (
+            f"{burst['name']}: wall time, p99, CPU per Mount",
+            f"{burst['wall_ms']:.0f} ms, {_ms(burst['p99_ms'])} ms, {burst['cpu_ms_per_mount']:.1f} ms",
+        ),
+    ]
+    return [
+        f"| Go provider process (measured, {go['runs_per_case']} runs per case) | Measured |",
+        "|---|---:|",
+        *(f"| {name} | {value} |" for name, value in rows),
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta, figures = result["meta"], result["figures"]
     source = f"commit {meta['commit'][:12]}"
@@ -137,17 +166,22 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {meta['date']} on {meta['machine']} "
         f"(1-minute load average {meta['load_average_1m_at_start']:g} at the start), {source}; "
         f"{meta['delay_ms']:g} ms added to every AWS and Kubernetes request (one round trip); "
-        f"{meta['scale_note']}",
+        f"{meta['scale_note']} Go provider: {meta.get('go_provider', 'not run')}.",
         "",
-        "| Case | Median ms | p99 ms | Go provider ms (requests) | Ours / Go | Requests per Mount "
-        "| AWS request ms | RSS after, MiB |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| Case | Median ms | p99 ms | Go provider, measured: median ms (requests) | Ours / Go "
+        "| Go model ms (requests), cross-check | Requests per Mount | AWS request ms | RSS after, MiB |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for case in figures["cases"]:
         ratio = "–" if case["ratio"] is None else f"{case['ratio']:.2f}"
+        measured = (
+            f"{case['go_measured_ms']:.0f} ({case['go_measured_requests']:.3g})"
+            if "go_measured_ms" in case
+            else "not measured"
+        )
         lines.append(
-            f"| {case['name']} | {_ms(case['median_ms'])} | {_ms(case['p99_ms'])} | "
-            f"{case['go_ms']:.0f} ({case['go_requests']}) | {ratio} | "
+            f"| {case['name']} | {_ms(case['median_ms'])} | {_ms(case['p99_ms'])} | {measured} | {ratio} | "
+            f"{case['go_ms']:.0f} ({case['go_requests']}) | "
             f"{_requests(case['requests_per_mount'])} | {_ms(case['aws_request_median_ms'])} | "
             f"{case['rss_after_mib']:.1f} |"
         )
@@ -166,6 +200,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *resource_lines(figures),
         "",
+        *go_lines(figures),
         "| Target | Limit | Measured | Met |",
         "|---|---:|---:|---|",
     ]

@@ -1,5 +1,5 @@
 """`python -m fleet` (`make fleet`): every scenario for this provider and the Go pattern model,
-side by side; writes bench/results/fleet.{json,md} and the README's "At fleet scale" table."""
+side by side; writes fleet/results/fleet.{json,md} (`make readme-figures` puts that in the README)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,16 +17,16 @@ from typing import Any
 
 from bench.__main__ import _commit, _machine
 from fleet.gopattern import GoDriver
+from fleet.goprocs import GoProcessDriver, started_go_nodes
 from fleet.ours import OursDriver
 from fleet.quota import QuotaGate
-from fleet.report import evaluate_targets, markdown, with_fleet_section, write_results
+from fleet.report import evaluate_targets, markdown, write_results
 from fleet.run import Driver, Figures, run_scenario
 from fleet.scenarios import PRIMARY, Scenario, default_scenarios, plan_pods
 from fleet.world import World, started_nodes, started_world
 from testkit.awsproxy import Fault
 
-RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def smoke(scenario: Scenario) -> Scenario:
@@ -55,12 +56,22 @@ async def _one(world: World, scenario: Scenario, nodes: int, rtt: float, provide
     pods = plan_pods(scenario, nodes)
     _prepare(world, scenario, nodes, rtt)
     driver: Driver
-    if provider == "go":
+    if provider == "go-model":
         driver = GoDriver(world, scenario, nodes)
         try:
             return await run_scenario(driver, world, scenario, pods)
         finally:
             await driver.close()
+    if provider == "go":
+        with (
+            started_go_nodes(world, scenario, nodes) as sockets,
+            tempfile.TemporaryDirectory(prefix="fleet-go-", dir="/tmp") as targets,
+        ):
+            driver = GoProcessDriver(sockets, scenario, Path(targets))
+            try:
+                return await run_scenario(driver, world, scenario, pods)
+            finally:
+                await driver.close()
     async with started_nodes(world, scenario, nodes) as processes:
         driver = OursDriver(processes, scenario)
         try:
@@ -69,7 +80,9 @@ async def _one(world: World, scenario: Scenario, nodes: int, rtt: float, provide
             await driver.close()
 
 
-async def run_all(world: World, scenarios: list[Scenario], nodes: int, rtt: float) -> list[dict[str, Any]]:
+async def run_all(
+    world: World, scenarios: list[Scenario], nodes: int, rtt: float, *, go_model: bool = False
+) -> list[dict[str, Any]]:
     entries = []
     for scenario in scenarios:
         factor = scenario.nodes / nodes
@@ -79,9 +92,9 @@ async def run_all(world: World, scenarios: list[Scenario], nodes: int, rtt: floa
             "pods_simulated": scenario.pods_per_node * nodes,
             "fleet_factor": factor,
         }
-        for provider in ("ours", "go"):
+        for provider in ("ours", "go-model" if go_model else "go"):
             figures = await _one(world, scenario, nodes, rtt, provider)
-            entry[provider] = figures.as_dict(factor)
+            entry["ours" if provider == "ours" else "go"] = figures.as_dict(factor)
             sys.stderr.write(f"{scenario.name} / {figures.provider}: {figures.wall_seconds:.0f} s\n")
         entries.append(entry)
     return entries
@@ -94,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", default="", help="run the scenarios whose name contains this")
     parser.add_argument("--smoke", action="store_true", help="a few pods per scenario, for the smoke test")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory of fleet.json and fleet.md")
+    parser.add_argument(
+        "--go-model",
+        action="store_true",
+        help="the Go side from its request-pattern model instead of real provider-aws-go processes",
+    )
     return parser
 
 
@@ -105,7 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load = os.getloadavg()[0]
     began = time.monotonic()
     with started_world(max(s.service_accounts for s in scenarios)) as world:
-        entries = asyncio.run(run_all(world, scenarios, args.nodes, args.rtt_ms / 1000))
+        entries = asyncio.run(
+            run_all(world, scenarios, args.nodes, args.rtt_ms / 1000, go_model=args.go_model)
+        )
     result: dict[str, Any] = {
         "meta": {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -115,13 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rtt_ms": args.rtt_ms,
             "duration_s": round(time.monotonic() - began, 1),
             "smoke": args.smoke,
+            "go_side": GoDriver.label if args.go_model else GoProcessDriver.label,
         },
         "scenarios": entries,
         "targets": evaluate_targets(entries),
     }
     json_path, md_path = write_results(result, args.out)
-    if args.out.resolve() == RESULTS and not args.smoke and not args.only:
-        README.write_text(with_fleet_section(README.read_text(), markdown(result)))
     sys.stdout.write(markdown(result))
     sys.stdout.write(f"\nwrote {json_path} and {md_path} in {result['meta']['duration_s']} s\n")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -35,9 +36,11 @@ def objects_yaml(pod: Pod) -> str:
 class OursDriver:
     label = "this provider"
 
-    def __init__(self, nodes: Sequence[ServeProcess], scenario: Scenario) -> None:
+    def __init__(self, nodes: Sequence[ServeProcess] | Sequence[Path], scenario: Scenario) -> None:
+        """`nodes`: the serve processes, or the socket paths of other providers (one per node)."""
         self._request = messages.MountRequest
-        self._channels = [grpc.aio.insecure_channel(f"unix:{node.socket_path}") for node in nodes]
+        sockets = [node if isinstance(node, Path) else node.socket_path for node in nodes]
+        self._channels = [grpc.aio.insecure_channel(f"unix:{socket}") for socket in sockets]
         self._mounts = [grpcio_method(channel, "Mount", messages.MountResponse) for channel in self._channels]
         self._scenario = scenario
         self._attributes: dict[str, str] = {}
@@ -62,7 +65,7 @@ class OursDriver:
         request = self._request(
             attributes=self._attributes_of(pod),
             secrets="null",
-            target_path=TARGET_PATH,
+            target_path=self.target_path(pod),
             permission="420",
             current_object_version=[{"id": key, "version": value} for key, value in current],
         )
@@ -75,7 +78,14 @@ class OursDriver:
         elapsed = time.perf_counter() - start
         if reply.error.code:
             return elapsed, f"error {reply.error.code}", current
+        self.written(pod, reply.files)
         return elapsed, "OK", tuple((v.id, v.version) for v in reply.object_version)
+
+    def target_path(self, pod: Pod) -> str:
+        return TARGET_PATH
+
+    def written(self, pod: Pod, files: Sequence[Any]) -> None:
+        """The files of a Mount, which the driver writes; this provider never reads them back."""
 
     async def close(self) -> None:
         for channel in self._channels:

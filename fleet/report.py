@@ -98,6 +98,20 @@ def _scenario_lines(entry: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _go_side(meta: dict[str, Any]) -> str:
+    side = meta.get("go_side", "Go provider (request-pattern model)")
+    if "model" in side:
+        return (
+            "The Go provider is a **request-pattern model** (`fleet/gopattern.py`, `--go-model`), "
+            "not the binary."
+        )
+    return (
+        "The Go side is the **real Go provider 3.1.1**: K `provider-aws-go` processes "
+        "(`fleet/goprocs.py`), its `--qps` multiplied by the compression; its SDK's retry back-off has "
+        "no setting and runs uncompressed."
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [
@@ -115,8 +129,7 @@ def markdown(result: dict[str, Any]) -> str:
         "TTLs and back-offs run that much faster, and quotas and the Go client's 5 QPS Kubernetes limit "
         "admit that much more per second; round trips and the AWS SDKs' own retry waits are not "
         "compressed. Counts marked (fleet) are the simulated nodes' counts times N/K; latencies and peak "
-        "use are as measured. "
-        "The Go provider is a **request-pattern model** (`fleet/gopattern.py`), not the real binary.",
+        "use are as measured. " + _go_side(meta),
         "",
         "| Quota (per account and region) | Requests/s | Source |",
         "|---|---:|---|",

@@ -30,6 +30,7 @@ from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from testkit.awsproxy import AwsProxy
 from testkit.kubeapi import FakeKubeApi
 from testkit.serveproc import ServeProcess, launch, wait_ready
+from testkit.tls import loopback_certificate
 
 __all__ = ["ROLE", "World", "serve_flags", "started_nodes", "started_world"]
 
@@ -77,7 +78,8 @@ def started_world(service_accounts: int) -> Iterator[World]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with moto_process() as (host, port), tempfile.TemporaryDirectory(prefix="fleet-", dir="/tmp") as scratch:
         proxy = AwsProxy((host, port)).start()
-        kube = FakeKubeApi().start()
+        # HTTPS: the Go provider's client-go sends its bearer token over HTTPS only.
+        kube = FakeKubeApi(loopback_certificate(Path(scratch))).start()
         try:
             world = World(f"http://{host}:{port}", proxy, kube, Path(scratch))
             _seed(world, service_accounts)

@@ -14,11 +14,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from testkit.loopback import LoopbackHttpServer
+
+if TYPE_CHECKING:
+    from testkit.tls import LoopbackCertificate
 
 _PATHS = (
     (re.compile(r"^/api/v1/namespaces/([^/]+)/serviceaccounts/([^/?]+)$"), "serviceaccounts"),
@@ -152,22 +155,32 @@ def _handler(state: KubeState) -> type[BaseHTTPRequestHandler]:
 
 
 class FakeKubeApi(LoopbackHttpServer):
-    """Start with `start()`, stop with `stop()`; `write_kubeconfig` points a client at it."""
+    """Start with `start()`, stop with `stop()`; `write_kubeconfig` points a client at it.
 
-    def __init__(self) -> None:
+    With `certificate`, it serves HTTPS (client-go, the Go provider's client, sends its bearer token
+    only over HTTPS) and the kubeconfig names the certificate as the cluster's authority.
+    """
+
+    def __init__(self, certificate: LoopbackCertificate | None = None) -> None:
         self.state = KubeState()
-        super().__init__(_handler(self.state))
+        self.certificate = certificate
+        tls = None if certificate is None else certificate.server_context()
+        super().__init__(_handler(self.state), tls=tls)
 
     def write_kubeconfig(self, path: Path) -> Path:
-        return write_kubeconfig(path, self.url)
+        authority = None if self.certificate is None else self.certificate.cert
+        return write_kubeconfig(path, self.url, authority)
 
 
-def write_kubeconfig(path: Path, server: str) -> Path:
-    """A kubeconfig whose current context talks to `server` with a bearer token."""
+def write_kubeconfig(path: Path, server: str, authority: Path | None = None) -> Path:
+    """A kubeconfig whose current context talks to `server` with a bearer token (trusting `authority`)."""
+    cluster: dict[str, str] = {"server": server}
+    if authority is not None:
+        cluster["certificate-authority"] = str(authority)
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "fake", "cluster": {"server": server}}],
+        "clusters": [{"name": "fake", "cluster": cluster}],
         "users": [{"name": "provider", "user": {"token": "kube-api-test-token"}}],
         "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "provider"}}],
         "current-context": "fake",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
@@ -21,9 +22,14 @@ class _IPv6Server(_Server):
 
 
 class LoopbackHttpServer:
-    """Start with `start()`, stop with `stop()`; `base_url` is `http://host:port`."""
+    """Start with `start()`, stop with `stop()`; `base_url` is `http://host:port` (`https://` with `tls`)."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         server_class = _IPv6Server if ":" in host else _Server
         # TCP_NODELAY, as AWS's and Kubernetes' own servers answer: http.server writes headers and
         # body separately, and with Nagle's algorithm the body would wait for the client's delayed
@@ -31,13 +37,20 @@ class LoopbackHttpServer:
         handler.disable_nagle_algorithm = True
         self._server = server_class((host, 0), handler)
         self._server.daemon_threads = True
+        self._scheme = "http"
+        if tls is not None:
+            # The handshake runs in the handler's thread (on its first read), not in the accepting one.
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self._scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         text = str(host)
-        return f"http://[{text}]:{port}" if ":" in text else f"http://{text}:{port}"
+        return f"{self._scheme}://[{text}]:{port}" if ":" in text else f"{self._scheme}://{text}:{port}"
 
     @property
     def url(self) -> str:

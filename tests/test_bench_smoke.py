@@ -74,7 +74,21 @@ def test_bench_smoke_run_writes_every_figure(tmp_path: Path) -> None:
     ]
     assert "scaled down" in result["meta"]["scale_note"]
 
+    # The real Go provider, measured in the same run: its requests per Mount are what the model says.
+    go_cases = {case["name"]: case for case in result["figures"]["go"]["cases"]}
+    for name in (
+        "Mount 50 secrets, warm",
+        "Mount 25 parameters, cold",
+        "Rotation poll, 50 unchanged secrets, own check",
+    ):
+        assert sum(go_cases[name]["requests_per_mount"].values()) == cases[name]["go_requests"], name
+        assert cases[name]["go_measured_ms"] > 0
+    go_resources = result["figures"]["go"]["resources"]
+    assert 0 < go_resources["idle_mib"] <= go_resources["peak_mib"]
+    assert go_resources["poll_cpu_ms"] >= 0
+
     table = (tmp_path / "bench.md").read_text()
+    assert "| Go provider process (measured" in table
     assert "| Mount 50 secrets, warm |" in table
     assert "| Target | Limit | Measured | Met |" in table
     assert "| RSS peak over the whole bench (VmHWM) |" in table

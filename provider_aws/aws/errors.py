@@ -118,6 +118,14 @@ class AwsCallError(Exception):
         return self.code in ACCESS_DENIED_CODES
 
     @property
+    def fails_over(self) -> bool:
+        """The object is asked of the next region: after a retriable failure, a throttle left after the
+        retries, or a denial. The Go provider (3.1.1, run side by side in `make compat`) stops only on the
+        client errors its SDK models for the operation (not found, invalid request, a KMS key); a
+        throttle or a denial in the primary region mounts from the failover region there too."""
+        return self.retriable or self.throttled or self.refused
+
+    @property
     def outcome(self) -> CallOutcome:
         if self.throttled:
             return CallOutcome.THROTTLED

@@ -13,7 +13,7 @@ import structlog
 
 from provider_aws.aws.batchpolicy import BatchPolicy
 from provider_aws.aws.caller import AwsCaller, Credentials
-from provider_aws.aws.errors import AwsCallError
+from provider_aws.aws.errors import AwsCallError, to_provider_error
 from provider_aws.aws.region import RegionCall, RegionOutcome
 from provider_aws.aws.rotation import Rotation
 from provider_aws.aws.secretsmanager import fetch_secrets
@@ -102,6 +102,11 @@ class Fetcher:
             failures = outcome.retry
             pending = [spec for spec, _ in failures]
         if pending:
+            denied = [(spec, error) for spec, error in failures if not error.retriable]
+            if denied:  # a denial or a throttle in every region asked: name it, as with one region
+                spec, error = denied[0]
+                what = "secret" if spec.object_type is ObjectType.SECRETS_MANAGER else "SSM parameter"
+                raise to_provider_error(error, f'{what} "{spec.object_name}"', regions[-1])
             raise UnavailableError(_all_regions_failed(failures, regions))
         return fetched
 

@@ -55,7 +55,7 @@ async def _get_one(call: RegionCall, ref: ObjectRef, specs: list[ObjectSpec]) ->
     try:
         answer = await call.request(SERVICE, "get_secret_value", **params)
     except AwsCallError as error:
-        if error.retriable:
+        if error.fails_over:
             return RegionOutcome(retry=[(spec, error) for spec in specs])
         raise to_provider_error(error, _describe(ref), call.region) from None
     return RegionOutcome(fetched=_fetched(specs, answer, call.region))
@@ -106,7 +106,7 @@ async def _batch(
             continue
         code = str(failure.get("ErrorCode") or "Unknown")
         failed = item_error(SERVICE, "batch_get_secret_value", code)
-        if failed.retriable:
+        if failed.fails_over:
             outcome.retry.extend((spec, failed) for spec in specs)
         else:
             raise to_provider_error(failed, _describe(ref), call.region)

@@ -67,7 +67,7 @@ async def _get_batch(
     try:
         answer = await call.request(SERVICE, "get_parameters", Names=selectors, WithDecryption=True)
     except AwsCallError as error:
-        if error.retriable:
+        if error.fails_over:
             return RegionOutcome(retry=[(spec, error) for ref in batch for spec in groups[ref]])
         names = ", ".join(f'"{name}"' for name in selectors)
         raise to_provider_error(error, f"SSM parameters {names}", call.region) from None

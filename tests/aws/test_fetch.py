@@ -15,7 +15,7 @@ from provider_aws.aws.batchpolicy import SINGLE_ATTEMPT, BatchPolicy, BatchRules
 from provider_aws.aws.clients import AwsClients
 from provider_aws.aws.fetch import Fetcher
 from provider_aws.aws.sharing import SharedCalls
-from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
+from provider_aws.errors import AccessDeniedError, NotFoundError, PreconditionError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
 from provider_aws.settings import Settings
 from testkit.awsproxy import Fault, ProxyState
@@ -164,11 +164,35 @@ async def test_4xx_in_primary_is_fatal_without_failover(
     aws: ProxyState, moto_server: str, fetcher: Fetcher
 ) -> None:
     seed_client(moto_server, "secretsmanager", FAILOVER).create_secret(Name="db", SecretString="x")
-    aws.faults[(PRIMARY, "*")] = Fault(status=400, code="AccessDeniedException", message="not allowed")
-    with pytest.raises(AccessDeniedError) as caught:
+    aws.faults[(PRIMARY, "*")] = Fault(status=400, code="InvalidRequestException", message="not so")
+    with pytest.raises(PreconditionError) as caught:
         await fetcher.fetch((secret("db"),), (PRIMARY, FAILOVER), creds)
     assert '"db"' in caught.value.message and PRIMARY in caught.value.message
     assert all(c.region == PRIMARY for c in aws.calls)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException"])
+async def test_a_denial_or_throttle_in_primary_fails_over_as_the_go_provider_does(
+    aws: ProxyState, moto_server: str, fetcher: Fetcher, code: str
+) -> None:
+    """Seen running the real Go provider (make compat): only its SDK's modeled client errors stop it."""
+    seed_client(moto_server, "secretsmanager", FAILOVER).create_secret(Name="db", SecretString="x")
+    seed_client(moto_server, "ssm", FAILOVER).put_parameter(Name="p", Value="pv", Type="String")
+    aws.faults[(PRIMARY, "*")] = Fault(status=400, code=code, message="no")
+    got = values(await fetcher.fetch((secret("db"), parameter("p")), (PRIMARY, FAILOVER), creds))
+    assert {name: value for name, (value, _) in got.items()} == {"db": b"x", "p": b"pv"}
+
+
+@pytest.mark.asyncio
+async def test_a_denial_in_every_region_is_named_as_a_denial(
+    aws: ProxyState, moto_server: str, fetcher: Fetcher
+) -> None:
+    for region in (PRIMARY, FAILOVER):
+        aws.faults[(region, "*")] = Fault(status=400, code="AccessDeniedException", message="no")
+    with pytest.raises(AccessDeniedError) as caught:
+        await fetcher.fetch((secret("db"),), (PRIMARY, FAILOVER), creds)
+    assert '"db"' in caught.value.message and FAILOVER in caught.value.message
 
 
 @pytest.mark.asyncio

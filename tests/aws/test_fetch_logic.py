@@ -13,7 +13,7 @@ from provider_aws.aws.batchpolicy import BatchPolicy, BatchRules
 from provider_aws.aws.fetch import Fetcher
 from provider_aws.aws.sharing import SharedCalls
 from provider_aws.aws.ssm import parameter_key, plan_batches
-from provider_aws.errors import AccessDeniedError, NotFoundError, UnavailableError
+from provider_aws.errors import NotFoundError, PreconditionError, UnavailableError
 from provider_aws.model import ObjectRef, ObjectSpec, ObjectType, SecretText
 from testkit.fakeaws import FakeAws, aws_error
 
@@ -116,9 +116,11 @@ async def test_a_5xx_fails_over_and_only_the_failed_objects_move() -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("code", "status", "error"),
-    [("AccessDeniedException", 400, AccessDeniedError), ("ResourceNotFoundException", 400, NotFoundError)],
+    [("InvalidRequestException", 400, PreconditionError), ("ResourceNotFoundException", 400, NotFoundError)],
 )
-async def test_a_4xx_never_fails_over(code: str, status: int, error: type[Exception]) -> None:
+async def test_a_not_found_or_invalid_request_never_fails_over(
+    code: str, status: int, error: type[Exception]
+) -> None:
     aws = FakeAws()
     aws.fail(PRIMARY, "get_secret_value", aws_error("get_secret_value", code, status))
     with pytest.raises(error, match=f'secret "db" in region {PRIMARY}'):

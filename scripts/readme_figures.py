@@ -1,0 +1,53 @@
+"""`make readme-figures`: the README's generated sections, from the recorded results only.
+
+`make bench`, `make fleet` and `make compat` write their results under bench/results/, fleet/results/ and
+tests/compat/results/ and never touch the README; this rewrites the README's benchmark, fleet and compat
+sections from those files (each one that exists), so a README change is always a deliberate step.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report import markdown as bench_markdown  # noqa: E402
+from bench.report import with_bench_section, with_section  # noqa: E402
+from fleet.report import markdown as fleet_markdown  # noqa: E402
+from fleet.report import with_fleet_section  # noqa: E402
+from tests.compat.report import BEGIN as COMPAT_BEGIN  # noqa: E402
+from tests.compat.report import END as COMPAT_END  # noqa: E402
+from tests.compat.report import markdown as compat_markdown  # noqa: E402
+
+BENCH = ROOT / "bench" / "results" / "bench.json"
+FLEET = ROOT / "fleet" / "results" / "fleet.json"
+COMPAT = ROOT / "tests" / "compat" / "results" / "compat.json"
+README = ROOT / "README.md"
+
+
+def main() -> int:
+    readme = README.read_text(encoding="utf-8")
+    written = []
+    if BENCH.exists():
+        readme = with_bench_section(readme, bench_markdown(json.loads(BENCH.read_text())))
+        written.append(BENCH)
+    if FLEET.exists():
+        readme = with_fleet_section(readme, fleet_markdown(json.loads(FLEET.read_text())))
+        written.append(FLEET)
+    if COMPAT.exists():
+        readme = with_section(
+            readme, COMPAT_BEGIN, COMPAT_END, compat_markdown(json.loads(COMPAT.read_text()))
+        )
+        written.append(COMPAT)
+    README.write_text(readme, encoding="utf-8")
+    sys.stdout.write(
+        "README.md rewritten from " + ", ".join(str(p.relative_to(ROOT)) for p in written) + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

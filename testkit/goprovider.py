@@ -1,0 +1,134 @@
+"""The real Go provider (aws/secrets-store-csi-driver-provider-aws 3.1.1, `make goprovider`), a child process.
+
+It runs as its DaemonSet runs it (`--driver-writes-secrets=true`, the driver writes the files), pointed at
+loopback through the oracle's three seams: `KUBECONFIG` (an HTTPS API: client-go sends no bearer token over
+plain http), `AWS_ENDPOINT_URL` (also its STS endpoint) and the Pod Identity agent's two addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from grpclib.client import Channel
+
+from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
+from testkit.motoproc import stop
+
+__all__ = ["GO_BINARY", "GoProvider", "go_env", "go_provider", "goprovider_binary"]
+
+ROOT = Path(__file__).resolve().parents[1]
+GO_BINARY = ROOT / "build" / "bin" / "provider-aws-go"
+BUILD_TIMEOUT = 900.0
+READY_TIMEOUT = 30.0
+# Dummy keys: its SDK's default chain must find something for the STS client (moto checks nothing).
+DUMMY_KEY_ID = "AKIDGOPROVIDERDUMMY"
+DUMMY_SECRET = "go-provider-dummy-secret"
+
+
+def goprovider_binary() -> Path:
+    """build/bin/provider-aws-go, built (or found up to date) by `make goprovider`."""
+    subprocess.run(
+        ["make", "--no-print-directory", "-s", "goprovider"],
+        cwd=ROOT,
+        check=True,
+        timeout=BUILD_TIMEOUT,
+        stdout=subprocess.DEVNULL,
+    )
+    assert GO_BINARY.is_file(), GO_BINARY
+    return GO_BINARY
+
+
+def go_env(
+    aws_endpoint: str,
+    kubeconfig: Path,
+    *,
+    pod_identity_ipv4: str | None = None,
+    pod_identity_ipv6: str | None = None,
+) -> dict[str, str]:
+    """A clean environment: nothing from this one that could reach a real AWS or Kubernetes."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(kubeconfig.parent),
+        "KUBECONFIG": str(kubeconfig),
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    if pod_identity_ipv4 is not None:
+        env["TEST_POD_IDENTITY_ENDPOINT_IPV4"] = pod_identity_ipv4
+    if pod_identity_ipv6 is not None:
+        env["TEST_POD_IDENTITY_ENDPOINT_IPV6"] = pod_identity_ipv6
+    return env
+
+
+async def answers_version(path: Path, limit: float = 2.0) -> bool:
+    """Whether a provider answers Version on the socket at `path` (the Go provider serves no health)."""
+    channel = Channel(path=str(path))
+    try:
+        async with asyncio.timeout(limit):
+            reply = await CsiDriverProviderStub(channel).version(VersionRequest(version="v1alpha1"))
+    except (TimeoutError, OSError, ConnectionError):
+        return False
+    finally:
+        channel.close()
+    return bool(reply.runtime_name)
+
+
+def _answers_version_now(path: Path) -> bool:
+    """answers_version, from sync code whether or not an event loop runs in this thread."""
+    if not path.exists():
+        return False
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, answers_version(path)).result()
+
+
+@dataclass(frozen=True)
+class GoProvider:
+    process: subprocess.Popen[bytes]
+    socket_dir: Path
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextmanager
+def go_provider(
+    socket_dir: Path, log: Path, env: Mapping[str, str], flags: Sequence[str] = ()
+) -> Iterator[GoProvider]:
+    """`provider-aws-go --provider-volume=DIR --driver-writes-secrets=true FLAGS...`, ready (Version
+    answers) on entry, stopped by pid on the way out."""
+    socket_dir.mkdir(parents=True, exist_ok=True)  # it listens there but does not create it
+    command = [
+        str(goprovider_binary()),
+        f"--provider-volume={socket_dir}",
+        "--driver-writes-secrets=true",
+        *flags,
+    ]
+    with log.open("ab") as stream:
+        process = subprocess.Popen(command, env=dict(env), stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _answers_version_now(socket_dir / "aws.sock"):
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"provider-aws-go exited with {process.returncode}: {log.read_text()[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"provider-aws-go did not answer Version in {READY_TIMEOUT:.0f} s")
+            time.sleep(0.05)
+        yield GoProvider(process, socket_dir, log)
+    finally:
+        stop(process)
