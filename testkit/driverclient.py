@@ -218,10 +218,13 @@ class SharedProvider:
 
 
 @contextmanager
-def shared_serve(aws_endpoint: str, flags: Sequence[str]) -> Iterator[SharedProvider]:
-    """`provider-aws serve FLAGS...` against `aws_endpoint`, ready on entry, stopped (SIGTERM, then SIGKILL)
-    and checked for a clean exit on the way out. Synchronous, so a module-scoped fixture can hold it."""
-    env = serve_env() | {"AWS_ENDPOINT_URL": aws_endpoint}
+def shared_serve(
+    aws_endpoint: str, flags: Sequence[str], extra_env: Mapping[str, str] | None = None
+) -> Iterator[SharedProvider]:
+    """`provider-aws serve FLAGS...` against `aws_endpoint` (with `extra_env`, e.g. KUBECONFIG), ready on
+    entry, stopped (SIGTERM, then SIGKILL) and checked for a clean exit on the way out. Synchronous, so a
+    module- or session-scoped fixture can hold it."""
+    env = serve_env() | {"AWS_ENDPOINT_URL": aws_endpoint, **(extra_env or {})}
     with short_socket_dir() as socket_dir, tempfile.TemporaryDirectory(prefix="pa-shared-") as work:
         log = Path(work) / "serve.log"
         with log.open("ab") as stream:

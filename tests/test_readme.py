@@ -11,6 +11,7 @@ import argparse
 import ast
 import asyncio
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -20,12 +21,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.report import with_bench_section
+from bench.report import with_bench_section, with_section
+from fleet.report import with_fleet_section
 from provider_aws.app import observed_provider
 from provider_aws.cli import main as cli
 from provider_aws.request import parse
 from provider_aws.request.objects import _FAILOVER_FIELDS, _JMES_FIELDS, _OBJECT_FIELDS
 from provider_aws.settings import GO_FLAGS, Settings, add_serve_arguments, serve_flags
+from tests.compat.report import BEGIN as COMPAT_BEGIN
+from tests.compat.report import END as COMPAT_END
+from tests.compat.report import markdown as compat_markdown
 from tests.test_chart import CHART, at, leaf_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,6 +225,14 @@ def test_benchmark_section_has_its_markers_and_a_table(readme: str) -> None:
 def test_benchmark_section_is_the_recorded_run(readme: str) -> None:
     recorded = (ROOT / "bench" / "results" / "bench.md").read_text()
     assert with_bench_section(readme, recorded) == readme
+
+
+def test_fleet_and_compat_sections_are_the_recorded_runs(readme: str) -> None:
+    """`make readme-figures` rewrites them from fleet/results and tests/compat/results; nothing else does."""
+    recorded = (ROOT / "fleet" / "results" / "fleet.md").read_text()
+    assert with_fleet_section(readme, recorded) == readme
+    compat = json.loads((ROOT / "tests" / "compat" / "results" / "compat.json").read_text())
+    assert with_section(readme, COMPAT_BEGIN, COMPAT_END, compat_markdown(compat)) == readme
 
 
 def test_links_to_the_security_policy_and_names_the_license(readme: str) -> None:

@@ -152,7 +152,7 @@ async def _version_to_serve(call: RegionCall, ref: ObjectRef) -> str | None:
     try:
         answer = await call.request("secretsmanager", DESCRIBE, SecretId=ref.name)
     except AwsCallError as error:
-        if error.retriable:
+        if error.fails_over:  # as for a fetch; the plain fetch that follows fails over if it must
             return None
         raise to_provider_error(error, f'secret "{ref.name}"', call.region) from None
     return _label_holder(answer, ref.version_label or CURRENT_LABEL)

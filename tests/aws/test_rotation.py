@@ -281,7 +281,10 @@ async def test_describe_failures(aws: ProxyState, moto_server: str) -> None:
         retried = await built.mounter.mount(request(MIXED, current=first))
         assert retried == first
         assert aws.count(operation="BatchGetSecretValue") == 2
+        # A role allowed GetSecretValue but not DescribeSecret: the poll reads the values plainly.
         aws.faults[(REGION, "DescribeSecret")] = Fault(status=400, code="AccessDeniedException")
+        assert await built.mounter.mount(request(MIXED, current=first)) == first
+        aws.faults[(REGION, "*")] = Fault(status=400, code="AccessDeniedException")
         with pytest.raises(AccessDeniedError) as caught:
             await built.mounter.mount(request(MIXED, current=first))
     assert REGION in caught.value.message

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import sys
 import tempfile
-import time
-from asyncio import run
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,15 +16,13 @@ from typing import Any
 import boto3
 import pytest
 
-from provider_aws.ops.health import check_socket
 from testkit.awsproxy import AwsProxy
-from testkit.driverclient import driverclient_binary
+from testkit.driverclient import driverclient_binary, shared_serve
 from testkit.goprovider import GoProvider, go_env, go_provider
 from testkit.kubeapi import FakeKubeApi
-from testkit.motoproc import moto_process, stop
+from testkit.motoproc import moto_process
 from testkit.podagent import FakePodIdentityAgent
 from testkit.requests import TEST_ACCESS_KEY, TEST_SECRET_KEY
-from testkit.serveproc import READY_TIMEOUT, serve_env
 from testkit.tls import loopback_certificate
 from tests.compat.record import Record
 from tests.compat.rig import Rig
@@ -52,25 +47,6 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if collection_path != HERE and HERE in collection_path.parents and not _asked_for(config):
         return True
     return None
-
-
-def _our_provider(
-    socket_dir: Path, log: Path, env: dict[str, str], flags: tuple[str, ...]
-) -> subprocess.Popen[bytes]:
-    with log.open("ab") as stream:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "provider_aws", "serve", "--socket-dir", str(socket_dir), *flags],
-            env=env,
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not run(check_socket(socket_dir / "aws.sock", 2.0)).serving:
-        if child.poll() is not None or time.monotonic() > deadline:
-            stop(child)
-            raise RuntimeError(f"provider-aws serve not ready: {log.read_text()[-3000:]}")
-        time.sleep(0.05)
-    return child
 
 
 def _seeder(moto: str) -> Callable[[str, str], Any]:
@@ -100,8 +76,13 @@ class GoSupervisor:
     def start(self) -> None:
         self._process = self._stack.enter_context(go_provider(*self._args))
 
-    def alive(self) -> bool:
-        return self._process is not None and self._process.process.poll() is None
+    def alive(self, wait: float = 0.0) -> bool:
+        """Whether it still runs (given up to `wait` seconds to exit, after a failed Mount)."""
+        if self._process is None:
+            return False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.process.wait(timeout=wait)
+        return self._process.process.poll() is None
 
     def restart(self) -> None:
         self._stack.close()
@@ -134,7 +115,6 @@ def rig() -> Iterator[Rig]:
             "ipv6": FakePodIdentityAgent("::1").start(),
         }
         kubeconfig = kube.write_kubeconfig(work / "kubeconfig")
-        ours_env = serve_env() | {"AWS_ENDPOINT_URL": proxy.url, "KUBECONFIG": str(kubeconfig)}
         ours_flags = (
             *OUR_FLAGS,
             "--pod-identity-endpoint-ipv4",
@@ -145,28 +125,17 @@ def rig() -> Iterator[Rig]:
         goenv = go_env(
             proxy.url, kubeconfig, pod_identity_ipv4=agents["ipv4"].url, pod_identity_ipv6=agents["ipv6"].url
         )
-        sockets = {"ours": work / "ours", "go": work / "go"}
-        ours = None
-        go = GoSupervisor(sockets["go"], work / "go.log", goenv)
+        go = GoSupervisor(work / "go", work / "go.log", goenv)
         try:
-            ours = _our_provider(sockets["ours"], work / "ours.log", ours_env, ours_flags)
-            go.start()
-            yield Rig(
-                moto,
-                proxy,
-                kube,
-                binary,
-                sockets,
-                work / "cases",
-                _seeder(moto),
-                agents,
-                go.alive,
-                go.restart,
-            )
+            with shared_serve(proxy.url, ours_flags, {"KUBECONFIG": str(kubeconfig)}) as ours:
+                go.start()
+                sockets = {"ours": ours.socket_dir, "go": work / "go"}
+                seed = _seeder(moto)
+                yield Rig(
+                    moto, proxy, kube, binary, sockets, work / "cases", seed, agents, go.alive, go.restart
+                )
         finally:
             go.stop()
-            if ours is not None:
-                stop(ours)
             for agent in agents.values():
                 agent.stop()
             kube.stop()

@@ -23,8 +23,6 @@ class Known:
     why: str  # why it stays so (or what was fixed)
     applies: Callable[[str, frozenset[str]], bool]  # (case id, case tags) -> whether this row can apply
     shows: str  # a regular expression over the difference lines it explains
-    # Seen in some runs only (a race in the Go provider): a run without it does not make the row stale.
-    intermittent: bool = False
 
     def explains(self, case_id: str, tags: frozenset[str], line: str) -> bool:
         return self.applies(case_id, tags) and re.search(self.shows, line) is not None
@@ -73,17 +71,16 @@ KNOWN: tuple[Known, ...] = (
         r"contents differ",
     ),
     Known(
-        "Go provider crash",
-        "its process died with a nil pointer dereference (`parameter_store_provider.go:167`: an answered "
-        "parameter matched no requested name, and its descriptor was used anyway) during a rotation poll "
-        "while the primary region answered 503; the Mount fails and, in a cluster, the DaemonSet restarts "
-        "it. Seen in some runs of that case, not in others",
-        "the Mount succeeds from the failover region; a parameter is matched to the objects asked for as "
-        "SSM matches names, and one that matches none is an error, never a crash",
-        "a crash takes every Mount of the node down with it until the restart",
-        _tagged("rotation", "failover"),
+        "root-level SSM names: Go crashes",
+        "SSM takes `/name` and `name` at the root for one parameter and answers under the name it was "
+        "created with; the Go provider looks that name up among the names it asked for, finds nothing and "
+        "uses the empty entry: its process dies (nil pointer dereference, `parameter_store_provider.go:167`) "
+        "and every Mount of the node fails until the DaemonSet restarts it",
+        "matched as SSM matches names: the parameter is mounted",
+        "a parameter asked as `/name` that was created as `name` (or the other way round) is the same "
+        "parameter to SSM",
+        _tagged("ssm-root"),
         r"Go failure \(its process crashed\)",
-        intermittent=True,
     ),
     Known(
         "Pod Identity IPv6 fallback",

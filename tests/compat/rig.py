@@ -47,6 +47,8 @@ FAILOVER = "eu-central-1"
 SIDES = ("ours", "go")
 SM_OPERATIONS = ("GetSecretValue", "BatchGetSecretValue", "DescribeSecret")
 SSM_OPERATIONS = ("GetParameters", "GetParameter")
+# After a Mount that failed with a transport error: how long a crashing Go provider may take to exit.
+GO_EXIT_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ class Rig:
     seed_client: Callable[[str, str], Any]
     agents: Mapping[str, FakePodIdentityAgent] = field(default_factory=dict)
     # Whether the Go provider still runs, and how to start it again (it can crash: a nil dereference).
-    go_alive: Callable[[], bool] = lambda: True
+    go_alive: Callable[[float], bool] = lambda _wait: True
     restart_go: Callable[[], None] = lambda: None
     cases_run: int = 0
 
@@ -244,10 +246,14 @@ class Rig:
         return path
 
     async def mount(self, side: str, request: MountRequest, target: Path, current: Mapping[str, str]) -> Side:
+        if side == "go" and not self.go_alive():
+            self.restart_go()
         aws_before = self.proxy.state.count()
         kube_before = self.kube.state.count()
         result = await driver_mount(self.driverclient, self.sockets[side], request, target, current=current)
-        crashed = side == "go" and not self.go_alive()
+        crashed = (
+            side == "go" and result.status_code not in {"OK", "Unknown"} and not self.go_alive(GO_EXIT_WAIT)
+        )
         if crashed:
             self.restart_go()
         ok = result.status_code == "OK" and not crashed
