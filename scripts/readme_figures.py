@@ -14,16 +14,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.report import markdown as bench_markdown  # noqa: E402
 from bench.report import with_bench_section, with_section  # noqa: E402
-from fleet.report import markdown as fleet_markdown  # noqa: E402
 from fleet.report import with_fleet_section  # noqa: E402
 from tests.compat.report import BEGIN as COMPAT_BEGIN  # noqa: E402
 from tests.compat.report import END as COMPAT_END  # noqa: E402
 from tests.compat.report import markdown as compat_markdown  # noqa: E402
 
-BENCH = ROOT / "bench" / "results" / "bench.json"
-FLEET = ROOT / "fleet" / "results" / "fleet.json"
+BENCH = ROOT / "bench" / "results" / "bench.md"
+FLEET = ROOT / "fleet" / "results" / "fleet.md"
 COMPAT = ROOT / "tests" / "compat" / "results" / "compat.json"
 README = ROOT / "README.md"
 
@@ -31,11 +29,12 @@ README = ROOT / "README.md"
 def main() -> int:
     readme = README.read_text(encoding="utf-8")
     written = []
+    # bench.md and fleet.md are the runs' own renderings (their JSON is written with sorted keys).
     if BENCH.exists():
-        readme = with_bench_section(readme, bench_markdown(json.loads(BENCH.read_text())))
+        readme = with_bench_section(readme, BENCH.read_text(encoding="utf-8"))
         written.append(BENCH)
     if FLEET.exists():
-        readme = with_fleet_section(readme, fleet_markdown(json.loads(FLEET.read_text())))
+        readme = with_fleet_section(readme, FLEET.read_text(encoding="utf-8"))
         written.append(FLEET)
     if COMPAT.exists():
         readme = with_section(
