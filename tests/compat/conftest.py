@@ -1,7 +1,7 @@
 """The world of `make compat`: moto in its own process behind the counting proxy, an HTTPS fake Kubernetes
 API, fake Pod Identity agents on 127.0.0.1 and [::1], `provider-aws serve` and the real Go provider, each on
-its own socket, and the driver's client program. `make test` does not collect this directory: only a run
-that names it (`pytest tests/compat`, `make compat`) does.
+its own socket, and the driver's client program. `make test` does not collect this directory (pyproject's
+norecursedirs): only a run that names it (`pytest tests/compat`, `make compat`) does.
 """
 
 from __future__ import annotations
@@ -32,21 +32,6 @@ HERE = Path(__file__).resolve().parent
 # longer than the 5 s window in which pods of one identity share a check; the steps here follow each
 # other within milliseconds).
 OUR_FLAGS = ("--coalesce-window", "0", "--log-level", "debug")
-
-
-def _asked_for(config: pytest.Config) -> bool:
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0]).resolve()
-        if path == HERE or HERE in path.parents:
-            return True
-    return False
-
-
-def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Collected only when the run names tests/compat (or a file in it)."""
-    if collection_path != HERE and HERE in collection_path.parents and not _asked_for(config):
-        return True
-    return None
 
 
 def _seeder(moto: str) -> Callable[[str, str], Any]:

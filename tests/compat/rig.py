@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provider_aws.cli.mount import MountOptions, SecretProviderClass, build_request
-
 from provider_aws._proto.v1alpha1 import MountRequest
+from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, build_request
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from testkit.awsproxy import AwsProxy, Fault
