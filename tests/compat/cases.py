@@ -1,7 +1,7 @@
 """The named cases of `make compat`: each seeds moto and the fake cluster, then mounts step by step.
 
 Groups: the Go project's own test tables (re-expressed in tests/test_driver_client_go_tables.py), its
-end-to-end SecretProviderClass (tests/BasicTestMountSPC.yaml.template), the seed's exact requests,
+end-to-end SecretProviderClass (its tests directory's BasicTestMountSPC template), the seed's exact requests,
 rotation sequences, failover with faults injected per region and per kind, and Pod Identity with the
 agent answering on one address family only. Every case uses IRSA or Pod Identity: the Go provider has no
 static credentials (`nodePublishSecretRef`).

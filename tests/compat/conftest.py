@@ -27,7 +27,6 @@ from testkit.tls import loopback_certificate
 from tests.compat.record import Record
 from tests.compat.rig import Rig
 
-HERE = Path(__file__).resolve().parent
 # Ours as the Go provider is compared: every rotation check its own (the driver polls every two minutes,
 # longer than the 5 s window in which pods of one identity share a check; the steps here follow each
 # other within milliseconds).
