@@ -7,19 +7,17 @@ plain http), `AWS_ENDPOINT_URL` (also its STS endpoint) and the Pod Identity age
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from grpclib.client import Channel
+import grpc
 
-from provider_aws._proto.v1alpha1 import CsiDriverProviderStub, VersionRequest
+from testkit.grpc_clients import GrpcioProviderClient
 from testkit.motoproc import stop
 
 __all__ = ["GO_BINARY", "GoProvider", "go_env", "go_provider", "goprovider_binary"]
@@ -72,25 +70,16 @@ def go_env(
     return env
 
 
-async def answers_version(path: Path, limit: float = 2.0) -> bool:
+def answers_version(path: Path) -> bool:
     """Whether a provider answers Version on the socket at `path` (the Go provider serves no health)."""
-    channel = Channel(path=str(path))
-    try:
-        async with asyncio.timeout(limit):
-            reply = await CsiDriverProviderStub(channel).version(VersionRequest(version="v1alpha1"))
-    except (TimeoutError, OSError, ConnectionError):
-        return False
-    finally:
-        channel.close()
-    return bool(reply.runtime_name)
-
-
-def _answers_version_now(path: Path) -> bool:
-    """answers_version, from sync code whether or not an event loop runs in this thread."""
     if not path.exists():
         return False
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, answers_version(path)).result()
+    try:
+        with GrpcioProviderClient(path) as client:
+            client.version(timeout=2.0)
+    except grpc.RpcError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -121,7 +110,7 @@ def go_provider(
         process = subprocess.Popen(command, env=dict(env), stdout=stream, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + READY_TIMEOUT
-        while not _answers_version_now(socket_dir / "aws.sock"):
+        while not answers_version(socket_dir / "aws.sock"):
             if process.poll() is not None:
                 raise RuntimeError(
                     f"provider-aws-go exited with {process.returncode}: {log.read_text()[-2000:]}"

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provider_aws._proto.v1alpha1 import MountRequest
 from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, build_request
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
+from provider_aws.rpc.messages import MountRequest
 from testkit.awsproxy import AwsProxy, Fault
 from testkit.driverclient import Entry, driver_mount, written_tree
 from testkit.identity import IRSA, POD_IDENTITY, ROLE, jwt
