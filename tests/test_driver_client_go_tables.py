@@ -12,7 +12,7 @@ A Go test states success with the files it expects, or failure with an error tex
 write exactly those files (paths and contents, mode 0644) through the driver's writer; a failure must fail
 with nothing written, and the status the driver sees is pinned. Where the Go test expects an outcome that
 this provider deliberately does not reproduce, the case names what Go expected (`go_expected`) and why;
-those differences are listed in the README ("Moving from the Go provider").
+those differences are listed in the README ("Differences from the Go provider").
 
 The Go provider itself cannot be run here (its module is not obtainable), so these are the facts its tests
 state, not a side-by-side run.
@@ -752,7 +752,7 @@ async def test_go_table_case(  # noqa: PLR0917 - pytest fixtures and the case
 def test_the_readme_counts_the_cases_and_names_every_difference() -> None:
     """The README's numbers are these cases' numbers, and each deliberate difference names its Go test."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Moving from the Go provider") : readme.index("### Error codes")]
+    section = readme[readme.index("## Test suites") : readme.index("## Benchmarks")]
     differing = [case for case in CASES if case.go_expected]
     assert f"{len(CASES)} cases" in section
     assert f"{len(CASES) - len(differing)} end as the Go test expects" in section
