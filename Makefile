@@ -175,10 +175,10 @@ $(CSINODE): $(DRIVERCLIENT_SRC) $(wildcard tests/driverclient/csinode/*.go)
 e2e: $(DRIVER) $(CSINODE) $(GOPROVIDER) install
 
 # The seed's flow timed through the real driver for both providers (issue 19): README "Through the real
-# driver" under Benchmarks. Needs root (the driver's private mount namespace) and the control plane.
+# driver" under Benchmarks (through `make readme-figures`). Needs root (the driver's private mount namespace) and the control plane.
 .PHONY: bench-e2e
 bench-e2e: $(DRIVER) $(CSINODE) $(GOPROVIDER) install cluster
-	$(BIN)/python -m bench.driverflow --write
+	$(BIN)/python -m bench.driverflow
 
 # The image's Python dependencies (runtime and build), pinned with their hashes by pip-compile; the
 # Containerfile installs them with --require-hashes. Regenerate after changing a dependency in
@@ -221,7 +221,7 @@ define go-install-tool
 	touch $@
 endef
 
-.PHONY: promtool
+.PHONY: actionlint promtool lock release-dry-run
 actionlint: $(ACTIONLINT_STAMP)
 promtool: $(PROMTOOL_STAMP)
 

@@ -8,7 +8,8 @@ holding 10 and 50 secrets, then, once the rotation poll interval has passed, pub
 kubelet's republish that the driver turns into a rotation poll of unchanged secrets). The times are those of
 the whole NodePublishVolume call as the kubelet sees it, csinode's own start included (its `probe` time is
 shown as the floor). Needs root (the driver mounts tmpfs in a private mount namespace) and `make e2e`'s
-binaries. Prints the table; --write puts it in bench/results/driverflow.md and the README.
+binaries. Prints the table and writes it to bench/results/driverflow.md; `make readme-figures` puts it in the
+README.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from pathlib import Path
 
 import boto3  # type: ignore[import-untyped]
 
-from bench.report import with_section
 from testkit.awsproxy import AwsProxy
 from testkit.cluster import running_cluster
 from testkit.csidriver import PodVolume
@@ -42,7 +42,6 @@ from testkit.requests import REGION, TEST_ACCESS_KEY, TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "driverflow.md"
-README = ROOT / "README.md"
 BEGIN, END = "<!-- driverflow:begin -->", "<!-- driverflow:end -->"
 SECRET_COUNTS = (10, 50)
 
@@ -166,15 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--delay-ms", type=float, default=20.0, help="added to every AWS request (default 20)"
     )
-    parser.add_argument("--write", action="store_true", help="update bench/results/driverflow.md and README")
     args = parser.parse_args(argv)
     with ExitStack() as exits:
         workdir = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="driverflow-")))
         table = measure(args.runs, args.delay_ms / 1000, workdir)
     print(table)
-    if args.write:
-        RESULTS.write_text(table)
-        README.write_text(with_section(README.read_text(), BEGIN, END, table))
+    RESULTS.write_text(table)
     return 0
 
 
