@@ -34,6 +34,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message import Message
 from grpclib import GRPCError
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.ssm.models import ssm_backends
@@ -339,7 +340,11 @@ def _wrap_grpcio_client(scan: LeakScan, monkeypatch: pytest.MonkeyPatch, source:
     original = grpc_clients.GrpcioProviderClient._call
 
     def call(
-        self: grpc_clients.GrpcioProviderClient, method: str, request: Any, reply: str, timeout: float
+        self: grpc_clients.GrpcioProviderClient,
+        method: str,
+        request: Any,
+        reply: type[Message],
+        timeout: float,
     ) -> Any:
         if method == "Mount":
             add_request_credentials(scan, request.attributes, request.secrets)
