@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 
 from provider_aws.ops.health import check_socket
 from testkit.grpc_clients import short_socket_dir
+from testkit.makebin import made
 from testkit.motoproc import stop
 from testkit.serveproc import READY_TIMEOUT, serve_env
 
@@ -46,10 +47,6 @@ __all__ = [
     "written_tree",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-BINARY = ROOT / "build" / "bin" / "driverclient"
-# The first build compiles about 850 Go packages (the driver imports client-go): minutes on a busy machine.
-BUILD_TIMEOUT = 900.0
 CALL_TIMEOUT = 60.0
 # The default of the driver's --max-call-recv-msg-size flag: gRPC's 4 MiB.
 DRIVER_RECV_LIMIT = 4 * 1024 * 1024
@@ -57,15 +54,7 @@ DRIVER_RECV_LIMIT = 4 * 1024 * 1024
 
 def driverclient_binary() -> Path:
     """build/bin/driverclient, built (or found up to date) by `make driverclient`."""
-    subprocess.run(
-        ["make", "--no-print-directory", "-s", "driverclient"],
-        cwd=ROOT,
-        check=True,
-        timeout=BUILD_TIMEOUT,
-        stdout=subprocess.DEVNULL,
-    )
-    assert BINARY.is_file(), BINARY
-    return BINARY
+    return made("driverclient", "driverclient")
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,11 @@ from testkit.csidriver import (
     driver_process,
     read_tree,
 )
+from testkit.goprovider import GO_BINARY
 from testkit.identity import ROLE
 from testkit.kubeobjects import POD_IDENTITY_AUDIENCE, FlowObjects
 from testkit.leakscan import LeakScan
+from testkit.makebin import BIN
 from testkit.nodeproviders import PROVIDERS, NodeProvider, node_provider
 from testkit.podagent import FakePodIdentityAgent
 
@@ -47,7 +49,6 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = ROOT / "build" / "bin"
 SPC = "aws-secrets"
 SERVICE_ACCOUNT = "app"
 # --rotation-poll-interval: a republish sooner than this after the last write is skipped by the driver.
@@ -164,9 +165,7 @@ def stacks(
     if os.geteuid() != 0:
         raise AssertionError("the end-to-end suite runs the driver in a mount namespace: run it as root")
     missing = [
-        p.name
-        for p in (BIN / "secrets-store-csi-driver", BIN / "csinode", BIN / "provider-aws-go")
-        if not p.exists()
+        p.name for p in (BIN / "secrets-store-csi-driver", BIN / "csinode", GO_BINARY) if not p.exists()
     ]
     if missing:
         raise AssertionError(f"missing {', '.join(missing)} in build/bin: run `make e2e` (it builds them)")
@@ -191,7 +190,7 @@ def stacks(
                 kind,
                 driver,
                 node=node,
-                go_binary=BIN / "provider-aws-go",
+                go_binary=GO_BINARY,
                 kubeconfig=kubeconfig,
                 aws_endpoint=aws_endpoint,
                 agent_url=agent_url,

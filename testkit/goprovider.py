@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
-from testkit.grpc_clients import GrpcioProviderClient
+from testkit.grpc_clients import wait_answers_version
+from testkit.makebin import BIN, made
 from testkit.motoproc import stop
 
-__all__ = ["GO_BINARY", "GoProvider", "go_env", "go_provider", "goprovider_binary"]
+__all__ = ["GO_BINARY", "GoProvider", "go_command", "go_env", "go_provider", "goprovider_binary"]
 
-ROOT = Path(__file__).resolve().parents[1]
-GO_BINARY = ROOT / "build" / "bin" / "provider-aws-go"
-BUILD_TIMEOUT = 900.0
+GO_BINARY = BIN / "provider-aws-go"
 READY_TIMEOUT = 30.0
 # Dummy keys: its SDK's default chain must find something for the STS client (moto checks nothing).
 DUMMY_KEY_ID = "AKIDGOPROVIDERDUMMY"
@@ -33,15 +29,12 @@ DUMMY_SECRET = "go-provider-dummy-secret"
 
 def goprovider_binary() -> Path:
     """build/bin/provider-aws-go, built (or found up to date) by `make goprovider`."""
-    subprocess.run(
-        ["make", "--no-print-directory", "-s", "goprovider"],
-        cwd=ROOT,
-        check=True,
-        timeout=BUILD_TIMEOUT,
-        stdout=subprocess.DEVNULL,
-    )
-    assert GO_BINARY.is_file(), GO_BINARY
-    return GO_BINARY
+    return made("goprovider", GO_BINARY.name)
+
+
+def go_command(socket_dir: Path, binary: Path = GO_BINARY) -> list[str]:
+    """The Go provider's command line as its DaemonSet runs it, serving aws.sock in `socket_dir`."""
+    return [str(binary), f"--provider-volume={socket_dir}", "--driver-writes-secrets=true"]
 
 
 def go_env(
@@ -70,18 +63,6 @@ def go_env(
     return env
 
 
-def answers_version(path: Path) -> bool:
-    """Whether a provider answers Version on the socket at `path` (the Go provider serves no health)."""
-    if not path.exists():
-        return False
-    try:
-        with GrpcioProviderClient(path) as client:
-            client.version(timeout=2.0)
-    except grpc.RpcError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class GoProvider:
     process: subprocess.Popen[bytes]
@@ -100,24 +81,11 @@ def go_provider(
     """`provider-aws-go --provider-volume=DIR --driver-writes-secrets=true FLAGS...`, ready (Version
     answers) on entry, stopped by pid on the way out."""
     socket_dir.mkdir(parents=True, exist_ok=True)  # it listens there but does not create it
-    command = [
-        str(goprovider_binary()),
-        f"--provider-volume={socket_dir}",
-        "--driver-writes-secrets=true",
-        *flags,
-    ]
+    command = [*go_command(socket_dir, goprovider_binary()), *flags]
     with log.open("ab") as stream:
         process = subprocess.Popen(command, env=dict(env), stdout=stream, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not answers_version(socket_dir / "aws.sock"):
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"provider-aws-go exited with {process.returncode}: {log.read_text()[-2000:]}"
-                )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"provider-aws-go did not answer Version in {READY_TIMEOUT:.0f} s")
-            time.sleep(0.05)
+        wait_answers_version(process, socket_dir / "aws.sock", log, "provider-aws-go", READY_TIMEOUT)
         yield GoProvider(process, socket_dir, log)
     finally:
         stop(process)

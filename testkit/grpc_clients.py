@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -27,7 +29,15 @@ from provider_aws.rpc.server import run_server
 from provider_aws.rpc.service import MountHandler, MountObserver
 from provider_aws.settings import Settings
 
-__all__ = ["GrpcioProviderClient", "GrpcurlResult", "grpcurl", "running_provider", "short_socket_dir"]
+__all__ = [
+    "GrpcioProviderClient",
+    "GrpcurlResult",
+    "answers_version",
+    "grpcurl",
+    "running_provider",
+    "short_socket_dir",
+    "wait_answers_version",
+]
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 30.0
@@ -117,6 +127,34 @@ class GrpcioProviderClient:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+def answers_version(socket_path: Path) -> bool:
+    """Whether a provider answers Version on the socket (the Go provider serves no gRPC health service)."""
+    if not socket_path.exists():
+        return False
+    try:
+        with GrpcioProviderClient(socket_path) as client:
+            client.version(timeout=2.0)
+    except grpc.RpcError:
+        return False
+    return True
+
+
+def wait_answers_version(
+    process: subprocess.Popen[bytes], socket_path: Path, log: Path, name: str, within: float
+) -> None:
+    """Poll until the provider `process` answers Version on `socket_path`; an error with the tail of its
+    `log` if it exits first or is not ready `within` seconds."""
+    deadline = time.monotonic() + within
+    while not answers_version(socket_path):
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-4000:]
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-4000:]
+            raise TimeoutError(f"{name} did not answer Version in {within:.0f} s:\n{tail}")
+        time.sleep(0.05)
 
 
 @dataclass(frozen=True)

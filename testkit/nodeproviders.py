@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
 from testkit.csidriver import DriverProcess
-from testkit.grpc_clients import GrpcioProviderClient
+from testkit.goprovider import go_command
+from testkit.grpc_clients import wait_answers_version
 from testkit.motoproc import stop
 from testkit.requests import TEST_ACCESS_KEY, TEST_SECRET_KEY
 from testkit.serveproc import serve_env
@@ -29,7 +27,6 @@ __all__ = ["PROVIDERS", "NodeProvider", "node_provider"]
 
 PROVIDERS = ("python", "go")
 READY_TIMEOUT = 30.0
-_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -58,7 +55,7 @@ def _command(kind: str, go_binary: Path, socket_dir: Path, agent_url: str) -> li
             f"--pod-identity-endpoint-ipv4={agent_url}",
             "--log-level=debug",
         ]
-    return [str(go_binary), f"--provider-volume={socket_dir}", "--driver-writes-secrets=true"]
+    return go_command(socket_dir, go_binary)
 
 
 def _env(kind: str, node: str, kubeconfig: Path, aws_endpoint: str, agent_url: str) -> dict[str, str]:
@@ -103,31 +100,8 @@ def node_provider(
         )
     provider = NodeProvider(kind, process, socket_path, log_path)
     try:
-        _wait_ready(provider)
+        wait_answers_version(process, socket_path, log_path, f"{kind} provider", READY_TIMEOUT)
         yield provider
     finally:
         stop(process)
         socket_path.unlink(missing_ok=True)
-
-
-def _answers_version(socket_path: Path) -> bool:
-    """Version answered over the socket (the Go provider serves no gRPC health service)."""
-    try:
-        with GrpcioProviderClient(socket_path) as client:
-            client.version(timeout=2.0)
-    except grpc.RpcError:
-        return False
-    return True
-
-
-def _wait_ready(provider: NodeProvider) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if provider.process.poll() is not None:
-            raise AssertionError(f"{provider.kind} provider exited:\n{provider.log()[-4000:]}")
-        if provider.socket_path.exists() and _answers_version(provider.socket_path):
-            return
-        time.sleep(_POLL)
-    raise AssertionError(
-        f"{provider.kind} provider not ready in {READY_TIMEOUT:.0f} s:\n{provider.log()[-4000:]}"
-    )
