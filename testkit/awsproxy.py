@@ -16,10 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
-from testkit.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer, QuietHandler
 
 _CREDENTIAL_SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -113,13 +112,9 @@ def _xml_error(fault: Fault) -> bytes:
     ).encode()
 
 
-def _handler(state: ProxyState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def _handler(state: ProxyState) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         _record: Callable[[int], None]
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
 
         def do_POST(self) -> None:
             self._proxy()

@@ -10,9 +10,8 @@ import asyncio
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 
-from testkit.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer, QuietHandler
 
 __all__ = ["ConnectRecorder"]
 
@@ -33,13 +32,8 @@ class ConnectLog:
                 await asyncio.sleep(0.02)
 
 
-def _handler(log: ConnectLog) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
+def _handler(log: ConnectLog) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_CONNECT(self) -> None:
             with log.lock:
                 log.hosts[self.path] += 1

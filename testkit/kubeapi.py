@@ -6,19 +6,17 @@ It answers GET for ServiceAccounts, Pods and Nodes with the API's own JSON shape
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from testkit.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer, QuietHandler
 
 if TYPE_CHECKING:
     from testkit.tls import LoopbackCertificate
@@ -114,13 +112,8 @@ def _answer(state: KubeState, resource: str, groups: tuple[str, ...]) -> tuple[i
     return 200, found
 
 
-def _handler(state: KubeState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
+def _handler(state: KubeState) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             for pattern, resource in _PATHS:
@@ -138,18 +131,10 @@ def _handler(state: KubeState) -> type[BaseHTTPRequestHandler]:
                     finally:
                         with state.lock:
                             state.in_flight -= 1
-                    self._send(code, body)
+                    self.reply_json(code, body)
                     return
             message = "the server could not find the requested resource"
-            self._send(404, _status(404, "NotFound", message, "", ""))
-
-        def _send(self, code: int, body: dict[str, Any]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.reply_json(404, _status(404, "NotFound", message, "", ""))
 
     return Handler
 

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["LoopbackHttpServer"]
+__all__ = ["LoopbackHttpServer", "QuietHandler"]
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """The fake services' request handler: HTTP/1.1 keep-alive, no access log, whole-body replies."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def reply(self, status: int, content_type: str, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def reply_json(self, status: int, body: Mapping[str, Any]) -> None:
+        self.reply(status, "application/json", json.dumps(body).encode())
 
 
 class _Server(ThreadingHTTPServer):

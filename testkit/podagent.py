@@ -7,15 +7,13 @@ requests. It listens on 127.0.0.1 or [::1].
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler
 
-from testkit.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer, QuietHandler
 
 PATH = "/v1/credentials"
 
@@ -42,13 +40,8 @@ class AgentState:
             return len(self.authorizations)
 
 
-def _handler(state: AgentState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
+def _handler(state: AgentState) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             token = self.headers.get("Authorization", "")
             with state.lock:
@@ -59,16 +52,16 @@ def _handler(state: AgentState) -> type[BaseHTTPRequestHandler]:
             if delay:
                 time.sleep(delay)
             if self.path != PATH:
-                self._send(404, {"code": "NotFound", "message": "no such path"})
+                self.reply_json(404, {"code": "NotFound", "message": "no such path"})
             elif fail is not None:
-                self._send(fail, {"code": "ServiceUnavailable", "message": "agent is failing"})
+                self.reply_json(fail, {"code": "ServiceUnavailable", "message": "agent is failing"})
             elif grant is None:
                 message = f"the service account token is invalid: {token}"  # echoes it, like a careless agent
-                self._send(403, {"code": "AccessDeniedException", "message": message})
+                self.reply_json(403, {"code": "AccessDeniedException", "message": message})
             else:
                 key_id, lifetime = grant
                 expiration = datetime.now(UTC) + lifetime
-                self._send(
+                self.reply_json(
                     200,
                     {
                         "AccessKeyId": key_id,
@@ -78,14 +71,6 @@ def _handler(state: AgentState) -> type[BaseHTTPRequestHandler]:
                         "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     },
                 )
-
-        def _send(self, code: int, body: dict[str, str]) -> None:
-            payload = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
 
     return Handler
 

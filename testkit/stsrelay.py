@@ -9,10 +9,9 @@ from __future__ import annotations
 import http.client
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
-from testkit.loopback import LoopbackHttpServer
+from testkit.loopback import LoopbackHttpServer, QuietHandler
 
 
 @dataclass(frozen=True)
@@ -38,13 +37,8 @@ def _error_body(code: str, message: str) -> bytes:
     ).encode()
 
 
-def _handler(state: RelayState, upstream: tuple[str, int]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            return
-
+def _handler(state: RelayState, upstream: tuple[str, int]) -> type[QuietHandler]:
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
@@ -62,23 +56,16 @@ def _handler(state: RelayState, upstream: tuple[str, int]) -> type[BaseHTTPReque
             if error is not None:
                 token = fields.get("WebIdentityToken", "")
                 payload = _error_body(error[1], f"Not authorized; token {token} rejected")
-                self._reply(error[0], "text/xml", payload)
+                self.reply(error[0], "text/xml", payload)
                 return
             conn = http.client.HTTPConnection(*upstream, timeout=30)
             try:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 conn.request("POST", self.path, body=body, headers=headers)
                 response = conn.getresponse()
-                self._reply(response.status, response.getheader("Content-Type", "text/xml"), response.read())
+                self.reply(response.status, response.getheader("Content-Type", "text/xml"), response.read())
             finally:
                 conn.close()
-
-        def _reply(self, status: int, content_type: str, payload: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
 
     return Handler
 
