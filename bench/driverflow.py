@@ -33,11 +33,9 @@ import boto3  # type: ignore[import-untyped]
 from testkit.awsproxy import AwsProxy
 from testkit.cluster import running_cluster
 from testkit.csidriver import PodVolume
-from testkit.driverflow import BIN, ROTATION_POLL, Flow, driver_deploy_dir, stacks
-from testkit.kubeobjects import FlowObjects
+from testkit.driverflow import BIN, ROTATION_POLL, Flow, start_flow
 from testkit.leakscan import LeakScan
 from testkit.motoproc import moto_process
-from testkit.podagent import FakePodIdentityAgent
 from testkit.requests import REGION, TEST_ACCESS_KEY, TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,19 +101,7 @@ def measure(runs: int, delay: float, workdir: Path) -> str:
         exits.callback(proxy.stop)
         proxy.state.delay = delay
         cluster = exits.enter_context(running_cluster())
-        kube = FlowObjects(cluster)
-        kube.install_driver(driver_deploy_dir())
-        agent = FakePodIdentityAgent().start()
-        exits.callback(agent.stop)
-        built = stacks(
-            exits,
-            workdir,
-            kubeconfig=cluster.kubeconfig,
-            aws_endpoint=proxy.url,
-            agent_url=agent.url,
-            region_of=lambda node: kube.node(node, REGION),
-        )
-        flow = Flow(kube, proxy.state, agent, built, LeakScan())
+        flow = start_flow(exits, cluster, proxy, workdir, LeakScan())
         floor = _probe_floor(flow, 10)
         for count in SECRET_COUNTS:
             parameters = {"objects": _seed(f"http://{host}:{port}", count)}

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testkit.awsproxy import ProxyState
+from testkit.awsproxy import AwsProxy, ProxyState
+from testkit.cluster import Cluster
 from testkit.csidriver import (
     CsiResult,
     DriverProcess,
@@ -35,6 +36,7 @@ from testkit.leakscan import LeakScan
 from testkit.makebin import BIN
 from testkit.nodeproviders import PROVIDERS, NodeProvider, node_provider
 from testkit.podagent import FakePodIdentityAgent
+from testkit.requests import REGION
 
 __all__ = [
     "BIN",
@@ -46,6 +48,7 @@ __all__ = [
     "driver_deploy_dir",
     "scanned_logs",
     "stacks",
+    "start_flow",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,6 +204,26 @@ def stacks(
             kind, node, driver, Kubelet(BIN / "csinode", driver, home / "kubelet" / "pods"), provider
         )
     return built
+
+
+def start_flow(
+    exits: ExitStack, cluster: Cluster, aws_proxy: AwsProxy, workdir: Path, leak_scan: LeakScan
+) -> Flow:
+    """The flow on `cluster`: the driver's CRDs installed, a fake Pod Identity agent, and a driver and a
+    provider per kind (each node in REGION), all registered on `exits`."""
+    kube = FlowObjects(cluster)
+    kube.install_driver(driver_deploy_dir())
+    agent = FakePodIdentityAgent().start()
+    exits.callback(agent.stop)
+    built = stacks(
+        exits,
+        workdir,
+        kubeconfig=cluster.kubeconfig,
+        aws_endpoint=aws_proxy.url,
+        agent_url=agent.url,
+        region_of=lambda node: kube.node(node, REGION),
+    )
+    return Flow(kube, aws_proxy.state, agent, built, leak_scan)
 
 
 def scanned_logs(stack: Stack) -> Iterator[tuple[str, str]]:

@@ -20,9 +20,8 @@ import pytest
 from testkit.awsproxy import AwsProxy, Fault, ProxyState
 from testkit.cluster import Cluster
 from testkit.csidriver import VolumeTree
-from testkit.driverflow import ROTATION_POLL, Flow, Published, driver_deploy_dir, scanned_logs, stacks
-from testkit.kubeobjects import POD_IDENTITY_AUDIENCE, FlowObjects
-from testkit.podagent import FakePodIdentityAgent
+from testkit.driverflow import ROTATION_POLL, Flow, Published, scanned_logs, start_flow
+from testkit.kubeobjects import POD_IDENTITY_AUDIENCE
 from testkit.requests import REGION, SEED_DOC, seed_objects
 from tests.conftest import LEAK_SCAN, seed_client
 
@@ -42,22 +41,11 @@ def flow(
 ) -> Iterator[Flow]:
     scan = request.config.stash[LEAK_SCAN]
     with ExitStack() as exits:
-        kube = FlowObjects(cluster)
-        kube.install_driver(driver_deploy_dir())
-        agent = FakePodIdentityAgent().start()
-        exits.callback(agent.stop)
-        built = stacks(
-            exits,
-            tmp_path_factory.mktemp("flow"),
-            kubeconfig=cluster.kubeconfig,
-            aws_endpoint=aws_proxy.url,
-            agent_url=agent.url,
-            region_of=lambda node: kube.node(node, REGION),
-        )
+        started = start_flow(exits, cluster, aws_proxy, tmp_path_factory.mktemp("flow"), scan)
         try:
-            yield Flow(kube, aws_proxy.state, agent, built, scan)
+            yield started
         finally:
-            for stack in built.values():
+            for stack in started.stacks.values():
                 for source, text in scanned_logs(stack):
                     scan.add_text(source, text)
 
