@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from bench.environment import Environment, cpu_seconds, mount_attributes, status_mib
+from bench.environment import Environment, ProcessGauges, mount_attributes
 from provider_aws.rpc import messages
 from testkit.grpc_clients import grpcio_method
 
@@ -23,7 +23,7 @@ MOUNT_TIMEOUT = 60.0
 CONNECTIONS = 10
 
 
-class Driver:
+class Driver(ProcessGauges):
     """Calls Mount over the provider's socket as the CSI driver does, and counts what it caused.
 
     grpcio (gRPC's C core) rather than grpclib: closer to the driver's grpc-go, and cheap
@@ -43,7 +43,7 @@ class Driver:
         each pod's files are written under targets/POD, as the driver writes them, and that is the
         Mount's target path (the Go provider reads unchanged files back from there on a poll)."""
         self.env = env
-        self.pid = env.pid if pid is None else pid
+        self._pid = env.pid if pid is None else pid
         self.targets = targets
         # The driver holds one connection; more let more Mounts than h2's 100 streams per
         # connection be in flight at once (the flight case). Each channel its own connection.
@@ -57,18 +57,13 @@ class Driver:
         self._mounts = [grpcio_method(channel, "Mount", messages.MountResponse) for channel in self.channels]
         self._accounts = 0
 
+    @property
+    def pid(self) -> int:
+        return self._pid
+
     async def close(self) -> None:
         for channel in self.channels:
             await channel.close()
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
-
-    def rss_mib(self) -> float:
-        return status_mib(self.pid, "VmRSS")
-
-    def peak_rss_mib(self) -> float:
-        return status_mib(self.pid, "VmHWM")
 
     def _write_files(self, target: Path, files: Sequence[Any]) -> None:
         for file in files:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,16 @@ from testkit.motoproc import STARTUP_TIMEOUT, free_port, moto_process, stop
 from testkit.requests import pod_attributes
 from testkit.tls import loopback_certificate
 
-__all__ = ["REGION", "ROLE", "Environment", "moto_process", "mount_attributes", "profiled", "started"]
+__all__ = [
+    "REGION",
+    "ROLE",
+    "Environment",
+    "ProcessGauges",
+    "moto_process",
+    "mount_attributes",
+    "profiled",
+    "started",
+]
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/bench-reader"
@@ -40,8 +50,26 @@ SEED_KEY_ID = "AKIDBENCHSEEDONLY"
 SEED_SECRET = "bench-seed-secret-key"
 
 
+class ProcessGauges(ABC):
+    """CPU time and memory of the provider process `pid`, from /proc."""
+
+    @property
+    @abstractmethod
+    def pid(self) -> int: ...
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss_mib(self) -> float:
+        return status_mib(self.pid, "VmRSS")
+
+    def peak_rss_mib(self) -> float:
+        """The most resident memory the provider has had so far (the kernel's high-water mark)."""
+        return status_mib(self.pid, "VmHWM")
+
+
 @dataclass
-class Environment:
+class Environment(ProcessGauges):
     moto_url: str
     proxy: AwsProxy
     kube: FakeKubeApi
@@ -76,16 +104,6 @@ class Environment:
             aws_access_key_id=SEED_KEY_ID,
             aws_secret_access_key=SEED_SECRET,
         )
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
-
-    def rss_mib(self) -> float:
-        return status_mib(self.pid, "VmRSS")
-
-    def peak_rss_mib(self) -> float:
-        """The most resident memory the provider has had so far (the kernel's high-water mark)."""
-        return status_mib(self.pid, "VmHWM")
 
 
 def cpu_seconds(pid: int) -> float:
