@@ -24,6 +24,7 @@ import yaml
 
 from provider_aws.cli.main import serve_settings as parse_serve
 from provider_aws.settings import GO_FLAGS, Settings, serve_flags
+from testkit.makebin import made
 from tests.test_manifests import K8S_VERSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,15 +86,8 @@ def helm() -> Path:
     """`make test`'s helm (PROVIDER_HELM), else `make helm`'s: a no-op once the pinned version is built."""
     given = os.environ.get("PROVIDER_HELM")
     if given is None:
-        done = subprocess.run(
-            ["make", "-C", str(ROOT), "helm"],
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    path = Path(given or ROOT / "build" / "bin" / "helm")
+        return made("helm", "helm")
+    path = Path(given)
     assert path.exists(), f"no helm at {path}: remove build/bin/.helm-* and run make helm"
     return path
 
