@@ -7,8 +7,8 @@ writing into a target directory. Where it is meaningful, the same request also g
 stand-in of the driver (`provider_aws.cli.drivermount`: `call_mount`, `check_response`,
 `write_atomically`) and the two written trees (paths, contents, modes) and object versions must be equal.
 
-The Go provider cannot be run beside ours here (its module is not obtainable from the module proxy), so
-what the driver sees from it in the same cases is not measured.
+The real Go provider answers the same driver client side by side in `make compat` (tests/compat), and the
+real driver binary calls both providers in `make e2e` (tests/e2e/test_driver_flow.py).
 """
 
 from __future__ import annotations
@@ -330,7 +330,8 @@ async def response_size(child: ServeProcess, request: MountRequest) -> int:
 async def test_the_drivers_4_mib_receive_limit(rig: Rig) -> None:
     """64 secrets sized so that the answer is exactly 4 MiB (the largest the driver accepts by default),
     then one byte more: RESOURCE_EXHAUSTED as the driver sees it, nothing written, and accepted again with
-    a larger --max-call-recv-msg-size. The Go provider's side of this cannot be run here."""
+    a larger --max-call-recv-msg-size. Through the real driver, for both providers:
+    tests/e2e/test_driver_flow.py."""
     client = seed_client(rig.moto, "secretsmanager", REGION)
     names = [f"big-{i:02d}" for i in range(64)]
     for i, name in enumerate(names[:-1]):

@@ -14,8 +14,8 @@ with nothing written, and the status the driver sees is pinned. Where the Go tes
 this provider deliberately does not reproduce, the case names what Go expected (`go_expected`) and why;
 those differences are listed in the README ("Differences from the Go provider").
 
-The Go provider itself cannot be run here (its module is not obtainable), so these are the facts its tests
-state, not a side-by-side run.
+These are the facts its tests state; `make compat` (tests/compat) runs the same cases against the real Go
+provider binary as well, side by side, and the README's table lists where the binary and its tests disagree.
 """
 
 from __future__ import annotations
