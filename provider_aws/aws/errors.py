@@ -104,7 +104,7 @@ class AwsCallError(Exception):
 
     @property
     def retriable(self) -> bool:
-        """Worth trying the failover region: a server-side or network failure, never a 4xx."""
+        """A server-side or network failure (never a 4xx); `fails_over` adds throttles and denials."""
         if self._server_side is not None:
             return self._server_side
         return self.http_status is None or self.http_status >= 500
