@@ -118,7 +118,7 @@ $(GOPROVIDER): $(wildcard $(GO_PROVIDER_SRC)/build.sh $(GO_PROVIDER_SRC)/seams.p
 # A real control plane for the end-to-end tests (issue 18): etcd from Debian's etcd-server package
 # (installed with apt when missing; needs root, as CI is) and kube-apiserver built from k8s.io/kubernetes
 # through the module proxy. tests/kubeapiserver/go.mod is the one place its version is pinned; the binary
-# is stamped by that version and rebuilt only when the build module changes (about 6 minutes cold on two
+# is stamped by that version and rebuilt only when the build module changes (a few minutes cold on two
 # cores, nothing warm). testkit/cluster.py starts both on loopback.
 KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2}' tests/kubeapiserver/go.mod)
 KUBE_APISERVER := build/bin/kube-apiserver
