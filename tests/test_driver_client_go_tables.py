@@ -20,6 +20,7 @@ provider binary as well, side by side, and the README's table lists where the bi
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -31,6 +32,7 @@ import pytest
 from provider_aws.attributes import ROLE_ARN_ANNOTATION
 from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, build_request
 from provider_aws.rpc.messages import MountRequest
+from testkit.awsobjects import Put, store
 from testkit.awsproxy import AwsProxy, Fault, ProxyState
 from testkit.driverclient import (
     SharedProvider,
@@ -63,16 +65,6 @@ GO_ASKS_BOTH = (
     "Go asks the failover region on every Mount and fails on its 4xx; here the failover region is asked "
     "only after a retriable primary failure"
 )
-
-
-@dataclass(frozen=True)
-class Put:
-    """One object stored in moto before the Mount."""
-
-    kind: str  # "secret", "binary" or "parameter"
-    name: str
-    value: str
-    region: str = PRIMARY
 
 
 @dataclass(frozen=True)
@@ -633,19 +625,6 @@ CASES: tuple[GoCase, ...] = (
 )
 
 
-def _store(moto: str, puts: tuple[Put, ...]) -> dict[str, str]:
-    """Put the objects into moto; returns secret name -> ARN."""
-    arns: dict[str, str] = {}
-    for put in puts:
-        if put.kind == "parameter":
-            seed_client(moto, "ssm", put.region).put_parameter(Name=put.name, Value=put.value, Type="String")
-            continue
-        client = seed_client(moto, "secretsmanager", put.region)
-        value = {"SecretBinary": put.value.encode()} if put.kind == "binary" else {"SecretString": put.value}
-        arns[put.name] = client.create_secret(Name=put.name, **value)["ARN"]
-    return arns
-
-
 def _request_attributes(case: GoCase, arns: Mapping[str, str]) -> tuple[str, str]:
     """(attributes, secrets) of the driver's MountRequest for the case."""
     spc_objects = _ARN.sub(lambda match: arns[match.group(1)], case.objects)
@@ -703,7 +682,7 @@ async def test_go_table_case(  # noqa: PLR0917 - pytest fixtures and the case
     leak_scan: LeakScan,
     case: GoCase,
 ) -> None:
-    arns = _store(moto_server, case.puts)
+    arns = store(functools.partial(seed_client, moto_server), case.puts)
     for region, operation in case.server_errors:
         aws.faults[(region, operation)] = Fault(status=500, code="InternalFailure")
     for region, operation, code in case.client_errors:

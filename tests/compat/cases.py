@@ -17,6 +17,7 @@ from pathlib import Path
 
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
+from testkit.awsobjects import Put
 from testkit.awsproxy import Fault
 from testkit.identity import POD_IDENTITY, ROLE, jwt
 from tests.compat.rig import (
@@ -25,7 +26,6 @@ from tests.compat.rig import (
     SM_OPERATIONS,
     SSM_OPERATIONS,
     Pod,
-    Put,
     Rig,
     StepOutcome,
     attributes_for,
@@ -55,7 +55,7 @@ _ARN = re.compile(r"\{arn:([^}]+)\}")
 
 def _go_table(case: GoCase) -> Run:
     async def run(rig: Rig, case_id: str) -> list[StepOutcome]:
-        arns = rig.store([Put(put.kind, put.name, put.value, put.region) for put in case.puts])
+        arns = rig.store(case.puts)
         cluster = case.cluster
         if cluster is None:
             pod = rig.new_pod()

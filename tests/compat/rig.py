@@ -25,6 +25,7 @@ from provider_aws.cli.drivermount import MountOptions, SecretProviderClass, buil
 from provider_aws.identity.credentials import ROLE_ARN_ANNOTATION
 from provider_aws.identity.regions import REGION_LABEL
 from provider_aws.rpc.messages import MountRequest
+from testkit.awsobjects import Put, store
 from testkit.awsproxy import AwsProxy, Fault
 from testkit.driverclient import Entry, driver_mount, written_tree
 from testkit.identity import IRSA, POD_IDENTITY, ROLE, jwt
@@ -165,17 +166,6 @@ class StepOutcome:
         return compare(self.ours, self.go)
 
 
-@dataclass(frozen=True)
-class Put:
-    """An object stored in moto; `token` chooses a secret's VersionId (32-64 characters)."""
-
-    kind: str  # "secret", "binary" or "parameter"
-    name: str
-    value: str
-    region: str = PRIMARY
-    token: str | None = None
-
-
 @dataclass
 class Rig:
     """One world shared by every case; `sockets` maps a side to its provider's socket directory."""
@@ -201,21 +191,7 @@ class Rig:
         self.proxy.state.reset()
 
     def store(self, puts: Sequence[Put]) -> dict[str, str]:
-        """Put the objects into moto; returns secret name -> ARN (of its first region)."""
-        arns: dict[str, str] = {}
-        for put in puts:
-            if put.kind == "parameter":
-                client = self.seed_client("ssm", put.region)
-                client.put_parameter(Name=put.name, Value=put.value, Type="String", Overwrite=True)
-                continue
-            client = self.seed_client("secretsmanager", put.region)
-            body: dict[str, Any] = (
-                {"SecretBinary": put.value.encode()} if put.kind == "binary" else {"SecretString": put.value}
-            )
-            if put.token is not None:
-                body["ClientRequestToken"] = put.token
-            arns.setdefault(put.name, client.create_secret(Name=put.name, **body)["ARN"])
-        return arns
+        return store(self.seed_client, puts)
 
     def fault(self, region: str, operations: Sequence[str], fault: Fault) -> None:
         for operation in operations:

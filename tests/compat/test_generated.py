@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from testkit.awsobjects import Put
 from tests.compat.record import Record
 from tests.compat.rig import (
     FAILOVER,
     PRIMARY,
-    Put,
     Rig,
     StepOutcome,
     attributes_for,
